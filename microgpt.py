@@ -43,10 +43,10 @@ def configure(argv):
         try: globals()[name] = {'true': True, 'false': False}[text.lower()] if kind is bool else kind(text)
         except (KeyError, ValueError):
             die(f'--{name} takes {"True or False" if kind is bool else "a whole number" if kind is int else "a number"}, not {text!r}')
-    check_settings()
+    if check_settings(): die(check_settings())
     return {arg[2:].partition('=')[0] for arg in argv}
 
-def check_settings():
+def check_settings():  # the first impossible setting, or None
     rules = [(min(n_layer, n_embd, n_head, block_size) >= 1, 'n_layer, n_embd, n_head and block_size must be at least 1'),
              (n_embd % n_head == 0, f'n_embd={n_embd} must be a multiple of n_head={n_head}'),
              (min(num_steps, num_samples, eval_docs) >= 0, 'num_steps, num_samples and eval_docs cannot be negative'),
@@ -55,8 +55,7 @@ def check_settings():
              (0 <= init_std < math.inf and 0 < temperature < math.inf, 'init_std must be >= 0 and temperature > 0'),
              (len(prompt) < block_size, f'--prompt must be shorter than block_size={block_size} characters'),
              (not save or os.path.isdir(os.path.dirname(save) or '.'), f'--save={save}: that folder does not exist')]
-    for ok, message in rules:
-        if not ok: die(message)
+    return next((message for ok, message in rules if not ok), None)
 
 # --- dataset: one document per non-empty line, shuffled, with a held-out part never trained on --
 def read_docs(path):
@@ -255,9 +254,9 @@ def save_model(path):
     try:
         with open(tmp, 'w', encoding='utf-8') as f: f.write(blob); f.flush(); os.fsync(f.fileno())
         os.replace(tmp, path)
-    except OSError as e:
+    except OSError as e: die(f'cannot save the model to {path!r}: {e.strerror}', 1)
+    finally:
         if os.path.exists(tmp): os.remove(tmp)
-        die(f'cannot save the model to {path!r}: {e.strerror}', 1)
 
 def load_model(path, given):
     try:
@@ -271,7 +270,9 @@ def load_model(path, given):
         for k in SHAPE:
             if k in given and globals()[k] != config[k]:
                 die(f'--{k}={globals()[k]} contradicts {path!r}, which has {k}={config[k]}; leave out --{k}')
-        globals().update(config); check_settings(); use_vocab(vocab); init_model()
+        globals().update(config)
+        if check_settings(): raise ValueError(check_settings())
+        use_vocab(vocab); init_model()
         shapes = lambda sd: {k: [len(row) for row in mat] for k, mat in sd.items()}
         if shapes(weights) != shapes(state_dict): raise ValueError('its weights do not have the shapes its config says')
         for p, x in zip(params, [x for k in state_dict for row in weights[k] for x in row]): p.data = float(x)
