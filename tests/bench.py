@@ -1,10 +1,10 @@
 """Benchmarks for microgpt.py: speed and memory figures live here, not in the tests.
 
-    python tests/bench.py            # fused vs atomic ms/step side by side, memory, eval and load+sample time
-    python tests/bench.py --full     # also both complete default runs (about 5 minutes): val loss and wall time
+    python tests/bench.py            # fused vs atomic ms/step, memory, evaluation and load+sample time (~2 min)
+    python tests/bench.py --full     # also both complete default runs, for val loss and wall time (~5 more min)
 
-The machine is shared and noisy, so fused and atomic steps alternate on the same documents in one
-process and we quote medians, and the speedup as the median of the per-document ratios.
+The machine is shared and noisy, so fused and atomic runs take turns in one session and we quote
+medians; a speedup is the median of the ratios of runs that ran next to each other.
 """
 import gc, os, platform, random, re, statistics, subprocess, sys, tempfile, time, tracemalloc
 
@@ -31,21 +31,38 @@ def step(doc, adam, i):
     return loss.data
 
 
-def speed(n_docs):
+def speed_runs(rounds, n_steps):
+    """What a user sees: `microgpt.py` and `microgpt.py --fused=False`, each in its own process, taking turns."""
+    ms = {'': [], '--fused=False': []}
+    for _ in range(rounds):
+        for flag in ms:
+            args = [sys.executable, 'microgpt.py', f'--num_steps={n_steps}', '--eval_docs=0', '--num_samples=0']
+            out = subprocess.run(args + ([flag] if flag else []), cwd=ROOT, check=True, capture_output=True, text=True).stdout
+            ms[flag].append(float(re.findall(r'([\d.]+) ms/step', out)[-1]))
+    ratios = [a / f for f, a in zip(ms[''], ms['--fused=False'])]
+    print(f'training, first {n_steps} steps of the default run, {rounds} rounds taking turns: '
+          f'fused {statistics.median(ms[""]):.1f} ms/step, atomic {statistics.median(ms["--fused=False"]):.1f} ms/step; '
+          f'speedup {statistics.median(ratios):.1f}x (median; rounds: {", ".join(f"{r:.1f}x" for r in ratios)})')
+
+
+def speed_in_process(n_docs):
+    """The same steps alternating one by one in one process, with Python's cyclic GC on and off: the
+    atomic build makes ~10x more objects per step, and how often the GC scans them moves its time a lot."""
     train_docs, _ = setup()
     adam = ([0.0] * len(m.params), [0.0] * len(m.params))
-    times = {True: [], False: []}
-    for i, doc in enumerate(train_docs[:n_docs]):
-        for fused in (True, False):
-            m.fused = fused
-            t = time.perf_counter()
-            step(doc, adam, i)
-            times[fused].append(time.perf_counter() - t)
-    ratios = [a / f for f, a in zip(times[True], times[False])]
-    f, a = statistics.median(times[True]) * 1e3, statistics.median(times[False]) * 1e3
-    print(f'step time, default model, {n_docs} documents alternating: fused {f:.1f} ms, atomic {a:.1f} ms; '
-          f'speedup: median of per-document ratios {statistics.median(ratios):.1f}x '
-          f'(quartiles {statistics.quantiles(ratios, n=4)[0]:.1f}x to {statistics.quantiles(ratios, n=4)[2]:.1f}x)')
+    for gc_on in (True, False):
+        gc.enable() if gc_on else gc.disable()
+        times = {True: [], False: []}
+        for i, doc in enumerate(train_docs[:n_docs]):
+            for fused in (True, False):
+                m.fused = fused
+                t = time.perf_counter()
+                step(doc, adam, i)
+                times[fused].append(time.perf_counter() - t)
+        ratios = [a / f for f, a in zip(times[True], times[False])]
+        print(f'  in one process, steps alternating, gc {"on " if gc_on else "off"}: fused {statistics.median(times[True]) * 1e3:.1f} ms, '
+              f'atomic {statistics.median(times[False]) * 1e3:.1f} ms, speedup {statistics.median(ratios):.1f}x (median of {n_docs} documents)')
+    gc.enable()
 
 
 def memory(n_steps):
@@ -98,7 +115,8 @@ def full_runs():
 if __name__ == '__main__':
     print(f'{platform.python_implementation()} {platform.python_version()} on {platform.machine()}, '
           f'{os.cpu_count()} cores, {time.strftime("%Y-%m-%d %H:%M")}')
-    speed(60)
+    speed_runs(3, 100)
+    speed_in_process(40)
     memory(5)
     eval_and_sample()
     if '--full' in sys.argv:

@@ -1,0 +1,37 @@
+"""Reference points for the held-out loss in the README: a uniform guess and a character bigram model.
+
+    python tests/bigram.py [--input_file=input.txt] [--seed=42]
+
+It uses microgpt's own read_docs, so the held-out documents are exactly the ones microgpt reports
+'val loss' on, and counts the same predictions: every next character and the closing BOS, cut at
+block_size. The bigram model is P(next | previous) = (count + 1) / (row total + vocab_size), counted
+on the training documents only (add-one smoothing, so an unseen pair is not log(0)).
+"""
+import math, os, random, sys
+from collections import Counter
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import microgpt as m  # noqa: E402
+
+m.configure(sys.argv[1:])
+random.seed(m.seed)
+train_docs, val_docs = m.read_docs(m.input_file)
+m.use_vocab(sorted(set(''.join(train_docs + val_docs))))
+
+
+def pairs(docs):
+    for doc in docs:
+        tokens = m.encode(doc)
+        for t in range(min(m.block_size, len(tokens) - 1)):
+            yield tokens[t], tokens[t + 1]
+
+
+counts = Counter(pairs(train_docs))
+totals = Counter()
+for (a, _), c in counts.items(): totals[a] += c
+
+
+losses = [-math.log((counts[a, b] + 1) / (totals[a] + m.vocab_size)) for a, b in pairs(val_docs)]
+print(f'{len(train_docs)} train docs, {len(val_docs)} held out, vocab {m.vocab_size}')
+print(f'uniform guess: val loss ln({m.vocab_size}) = {math.log(m.vocab_size):.4f}')
+print(f'character bigram, add-one smoothing: val loss {sum(losses) / len(losses):.4f}')
