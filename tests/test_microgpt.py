@@ -240,6 +240,49 @@ def all_logits(doc):
     return [m.gpt(t, pos, keys, values, m.float_weights()) for pos, t in enumerate(m.encode(doc)[:-1])]
 
 
+def reference_logits(sd, tokens):
+    """An independent forward pass over the whole sequence at once, in plain floats, with an explicit causal
+    mask instead of a KV cache: the same GPT written the textbook way, sharing no code with microgpt.gpt."""
+    d = m.n_embd // m.n_head
+    matvec = lambda W, x: [sum(w * v for w, v in zip(row, x)) for row in W]
+    norm = lambda x: [v / math.sqrt(sum(u * u for u in x) / len(x) + 1e-5) for v in x]
+    xs = [norm([a + b for a, b in zip(sd['wte'][tok], sd['wpe'][t])]) for t, tok in enumerate(tokens)]
+    for l in range(m.n_layer):
+        Q, K, V = ([matvec(sd[f'layer{l}.attn_w{c}'], norm(x)) for x in xs] for c in 'qkv')
+        attended = []
+        for t in range(len(xs)):
+            row = []
+            for h in range(0, m.n_embd, d):
+                scores = [sum(a * b for a, b in zip(Q[t][h:h + d], K[s][h:h + d])) / math.sqrt(d) if s <= t else -math.inf
+                          for s in range(len(xs))]
+                e = [math.exp(s - max(scores)) for s in scores]  # exp(-inf) = 0: the mask
+                row += [sum(e[s] / sum(e) * V[s][h + j] for s in range(len(xs))) for j in range(d)]
+            attended.append(row)
+        xs = [[a + b for a, b in zip(matvec(sd[f'layer{l}.attn_wo'], o), x)] for o, x in zip(attended, xs)]
+        xs = [[a + b for a, b in zip(matvec(sd[f'layer{l}.mlp_fc2'], [max(0.0, u) for u in matvec(sd[f'layer{l}.mlp_fc1'], norm(x))]), x)]
+              for x in xs]
+    return [matvec(sd['lm_head'], x) for x in xs]
+
+
+class ReferenceModel(unittest.TestCase):
+    """3b. The model's forward pass against an independent implementation (full sequence, causal mask)."""
+
+    def test_logits_match_reference(self):
+        for argv in (TINY, TINY + ['--n_head=1'], TINY + ['--n_layer=1', '--n_head=4']):
+            tiny_model(*argv[4:], seed=11)
+            tokens = m.encode('abcdefg')[:m.block_size]
+            expected = reference_logits(m.float_weights(), tokens)
+            for fused in (True, False, None):  # Value graph fused, atomic, and plain floats
+                m.fused = bool(fused)
+                keys, values = [[] for _ in range(m.n_layer)], [[] for _ in range(m.n_layer)]
+                sd = m.float_weights() if fused is None else None
+                got = [[m.data(l) for l in m.gpt(tok, pos, keys, values, sd)] for pos, tok in enumerate(tokens)]
+                diff = max(abs(a - b) for ga, ea in zip(got, expected) for a, b in zip(ga, ea))
+                report(f'gpt() vs reference forward, {" ".join(argv[4:]) or "tiny"}, {"floats" if fused is None else f"fused={fused}"}',
+                       diff, 1e-12)
+                self.assertLessEqual(diff, 1e-12)
+
+
 class Causality(unittest.TestCase):
     """5. Logits at position t depend only on tokens 0..t."""
 
@@ -396,6 +439,53 @@ class Evaluation(unittest.TestCase):
             graph = sum(losses) / len(losses)  # mean per token, not per document
             report(f'evaluate() vs Value graph, fused={fused}', abs(floats - graph) / graph, SAME_TOL)
             self.assertAlmostEqual(floats / graph, 1.0, delta=SAME_TOL)
+
+
+class Sampling(unittest.TestCase):
+    """Sampling against a stub model whose next-token distribution we choose."""
+
+    def stub(self, choose):
+        """A stand-in for gpt(): logits that put (almost) all mass on choose(pos), a character or BOS."""
+        fed = []
+        def gpt(token_id, pos_id, keys, values, sd=None):
+            fed.append(token_id)
+            target = choose(pos_id)
+            return [100.0 if i == (m.BOS if target is None else m.stoi[target]) else 0.0 for i in range(m.vocab_size)]
+        return gpt, fed
+
+    def test_stops_at_bos_and_at_block_size(self):
+        tiny_model()
+        gpt, fed = self.stub(lambda pos: 'a' if pos < 2 else None if pos == 2 else 'b')
+        with mock.patch.object(m, 'gpt', gpt):
+            self.assertEqual(m.sample(None), 'aa')  # BOS at position 2 ends the sample
+        self.assertEqual(fed, [m.BOS, m.stoi['a'], m.stoi['a']])
+        gpt, fed = self.stub(lambda pos: 'z')
+        with mock.patch.object(m, 'gpt', gpt):
+            self.assertEqual(m.sample(None), 'z' * m.block_size)  # never BOS: cut at the context length
+
+    def test_prompt_is_fed_then_continued(self):
+        tiny_model('--prompt=cab')
+        gpt, fed = self.stub(lambda pos: 'e' if pos < 5 else None)
+        with mock.patch.object(m, 'gpt', gpt):
+            self.assertEqual(m.sample(None), 'cabee')
+        self.assertEqual(fed, m.encode('cabee')[:-1])  # BOS, the prompt, then its own choices
+
+    def test_temperature_reshapes_the_distribution(self):
+        """Logits (0, ln 2): probabilities 1/3, 2/3 at temperature 1, and 1/5, 4/5 at temperature 0.5."""
+        tiny_model(vocab='ab')
+        rng_state = random.getstate()
+        for temperature, p_b in ((1.0, 2 / 3), (0.5, 4 / 5)):
+            m.temperature = temperature
+            def gpt(token_id, pos_id, keys, values, sd=None):
+                return [0.0, math.log(2), -1000.0] if pos_id == 0 else [-1000.0, -1000.0, 0.0]  # a, b, then BOS
+            random.seed(1)
+            n = 4000
+            with mock.patch.object(m, 'gpt', gpt):
+                share = sum(m.sample(None) == 'b' for _ in range(n)) / n
+            sigma = math.sqrt(p_b * (1 - p_b) / n)
+            report(f'share of b at temperature {temperature} vs {p_b:.3f} (in sigmas)', abs(share - p_b) / sigma, 4)
+            self.assertLess(abs(share - p_b), 4 * sigma)
+        random.setstate(rng_state)
 
 
 class CommandLine(unittest.TestCase):
