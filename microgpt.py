@@ -1,8 +1,7 @@
 """microgpt: train a tiny GPT on a text file and sample from it, in plain Python with no dependencies.
 Read it top to bottom; `python microgpt.py` runs it all, and `--name=value` changes any setting below."""
 import json, math, os, random, sys, time
-from functools import reduce
-from operator import add, mul
+from operator import mul
 
 # --- config: the reference run; every name here can be overridden as --name=value -------------
 n_layer = 1               # transformer blocks
@@ -28,11 +27,9 @@ SETTINGS = {k: v for k, v in globals().items() if not k.startswith('_') and type
 SHAPE = ('n_layer', 'n_embd', 'n_head', 'block_size')  # the settings that a saved model fixes
 
 def die(message, code=2):  # errors are for people: one line that says what is wrong and what to do
-    print(f'microgpt: {message}', file=sys.stderr)
-    raise SystemExit(code)
+    print(f'microgpt: {message}', file=sys.stderr); raise SystemExit(code)
 
-def configure(argv):
-    """Reset every setting to its default, then apply --name=value overrides; return the names given."""
+def configure(argv):  # reset every setting to its default, apply --name=value overrides; return the names given
     globals().update(SETTINGS)
     for arg in argv:
         name, _, text = arg[2:].partition('=')
@@ -41,7 +38,7 @@ def configure(argv):
         kind = type(SETTINGS[name])
         try: globals()[name] = {'true': True, 'false': False}[text.lower()] if kind is bool else kind(text)
         except (KeyError, ValueError):
-            die(f'--{name} takes {"True or False" if kind is bool else "a whole number" if kind is int else "a number"}, not {text!r}')
+            die(f'--{name} takes {({bool: "True or False", int: "a whole number"}).get(kind, "a number")}, not {text!r}')
     if check_settings(): die(check_settings())
     return {arg[2:].partition('=')[0] for arg in argv}
 
@@ -49,8 +46,8 @@ def check_settings():  # the first impossible setting, or None
     rules = [(min(n_layer, n_embd, n_head, block_size) >= 1, 'n_layer, n_embd, n_head and block_size must be at least 1'),
              (n_embd % n_head == 0, f'n_embd={n_embd} must be a multiple of n_head={n_head}'),
              (min(num_steps, num_samples, eval_docs) >= 0, 'num_steps, num_samples and eval_docs cannot be negative'),
-             (0 < learning_rate < math.inf and 0 < eps < math.inf, 'learning_rate and eps must be positive numbers'),
-             (0 <= beta1 < 1 and 0 <= beta2 < 1, 'beta1 and beta2 must be at least 0 and below 1'),
+             (0 < learning_rate < math.inf and 0 < eps < math.inf and 0 <= beta1 < 1 and 0 <= beta2 < 1,
+              'learning_rate and eps must be positive numbers, beta1 and beta2 at least 0 and below 1'),
              (0 <= init_std < math.inf and 0 < temperature < math.inf, 'init_std must be >= 0 and temperature > 0'),
              (len(prompt) < block_size, f'--prompt must be shorter than block_size={block_size} characters'),
              (not save or os.path.isdir(os.path.dirname(save) or '.'), f'--save={save}: that folder does not exist')]
@@ -122,16 +119,16 @@ class Value:
                 child.grad += local_grad * g
 
 # Fused n-ary nodes: one node for a whole sum, dot product, softmax output or loss, with one local gradient
-# per child. This trades some clarity for speed: ~15x fewer nodes to make and walk than one per * and +.
+# per child. This trades some clarity for speed: a step makes ~2,900 nodes instead of ~53,000 with one per * and +.
 # fused=False builds the same things from the binary ops above; plain floats build no graph at all.
 def vsum(xs):
     if not isinstance(xs[0], Value): return sum(xs)
-    if not fused: return reduce(add, xs)
+    if not fused: return sum(xs[1:], xs[0])
     return Value(sum(x.data for x in xs), tuple(xs), (1.0,) * len(xs))  # d sum / d x_i = 1
 
 def dot(ws, xs, xd=None):  # xd: the data of xs, if the caller has it already
     if not isinstance(ws[0], Value): return sum(map(mul, ws, xs))
-    if not fused: return reduce(add, map(mul, ws, xs))
+    if not fused: return sum(map(mul, ws[1:], xs[1:]), ws[0] * xs[0])
     wd, xd = [w.data for w in ws], xd or [x.data for x in xs]
     return Value(sum(map(mul, wd, xd)), ws + xs, xd + wd)  # d/dw_i = x_i, d/dx_i = w_i
 
@@ -146,13 +143,11 @@ def init_model():
     matrix = lambda nout, nin: [[Value(random.gauss(0, init_std)) for _ in range(nin)] for _ in range(nout)]
     state_dict = {'wte': matrix(vocab_size, n_embd), 'wpe': matrix(block_size, n_embd), 'lm_head': matrix(vocab_size, n_embd)}
     for i in range(n_layer):
-        for name in ('attn_wq', 'attn_wk', 'attn_wv', 'attn_wo'): state_dict[f'layer{i}.{name}'] = matrix(n_embd, n_embd)
-        state_dict[f'layer{i}.mlp_fc1'] = matrix(4 * n_embd, n_embd)
-        state_dict[f'layer{i}.mlp_fc2'] = matrix(n_embd, 4 * n_embd)
+        state_dict.update({f'layer{i}.attn_w{c}': matrix(n_embd, n_embd) for c in 'qkvo'})
+        state_dict.update({f'layer{i}.mlp_fc1': matrix(4 * n_embd, n_embd), f'layer{i}.mlp_fc2': matrix(n_embd, 4 * n_embd)})
     params = [p for mat in state_dict.values() for row in mat for p in row]  # 4,192 at the defaults
 
-def float_weights():  # the same weights as plain floats, for evaluation, sampling and saving
-    return {k: [[p.data for p in row] for row in mat] for k, mat in state_dict.items()}
+def float_weights(): return {k: [[p.data for p in row] for row in mat] for k, mat in state_dict.items()}  # no graph
 
 def linear(x, w):  # (nout, nin) @ (nin,) -> (nout,), no bias
     xd = [xi.data for xi in x] if isinstance(x[0], Value) else None  # read x's data once, for all rows
@@ -211,9 +206,8 @@ def adam_step(step, m, v, lr):
     start at 0, so early on they are too small: dividing by 1 - beta**t undoes that bias."""
     c1, c2 = 1 - beta1 ** (step + 1), 1 - beta2 ** (step + 1)
     for i, p in enumerate(params):
-        g = p.grad
-        m[i] = beta1 * m[i] + (1 - beta1) * g
-        v[i] = beta2 * v[i] + (1 - beta2) * g * g
+        m[i] = beta1 * m[i] + (1 - beta1) * p.grad
+        v[i] = beta2 * v[i] + (1 - beta2) * p.grad * p.grad
         p.data -= lr * (m[i] / c1) / (math.sqrt(v[i] / c2) + eps)
         p.grad = 0.0
 
@@ -229,10 +223,9 @@ def train(train_docs):
             adam_step(step, m, v, learning_rate * (1 - step / num_steps))  # decays linearly to 0
         except ArithmeticError:  # nan, inf or an overflow: the numbers blew up
             die(f'the loss became nan or inf at step {step + 1}; try a lower --learning_rate (now {learning_rate})', 1)
-        except KeyboardInterrupt:
-            print(f'\nstopped by Ctrl-C at step {step + 1}'); return
+        except KeyboardInterrupt: print(f'\nstopped by Ctrl-C at step {step + 1}'); return
         ms = (time.time() - start) * 1000 / (step + 1)
-        if tty or (step + 1) % max(1, num_steps // 10) == 0:  # in a terminal, one line updated in place
+        if tty or (step + 1) % max(1, num_steps // 10) == 0:  # in a terminal: one line, updated in place
             print(f'step {step + 1:5d} / {num_steps} | loss {loss.data:.4f} | {ms:.1f} ms/step | eta {ms * (num_steps - step - 1) / 1000:.0f}s ',
                   end='\r' if tty else '\n', flush=True)
     if tty and num_steps: print()
@@ -258,7 +251,6 @@ def load_model(path, given):
         with open(path, encoding='utf-8') as f: blob = json.load(f)
         config, vocab, weights = blob['config'], blob['chars'], blob['state_dict']
         if set(config) != set(SHAPE) or any(type(config[k]) is not int for k in SHAPE): raise ValueError('bad config')
-        if not all(type(c) is str and len(c) == 1 for c in vocab): raise ValueError('bad chars')
         for k in SHAPE:
             if k in given and globals()[k] != config[k]:
                 die(f'--{k}={globals()[k]} contradicts {path!r}, which has {k}={config[k]}; leave out --{k}')
