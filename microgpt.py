@@ -221,13 +221,13 @@ def train(train_docs):
             loss.backward()
             if not math.isfinite(loss.data): raise ArithmeticError
             adam_step(step, m, v, learning_rate * (1 - step / num_steps))  # decays linearly to 0
+            ms = (time.time() - start) * 1000 / (step + 1)
+            if tty or (step + 1) % max(1, num_steps // 10) == 0:  # in a terminal: one line, updated in place
+                print(f'step {step + 1:5d} / {num_steps} | loss {loss.data:.4f} | {ms:.1f} ms/step | eta {ms * (num_steps - step - 1) / 1000:.0f}s ',
+                      end='\r' if tty else '\n', flush=True)
         except ArithmeticError:  # nan, inf or an overflow: the numbers blew up
             die(f'the loss became nan or inf at step {step + 1}; try a lower --learning_rate (now {learning_rate})', 1)
         except KeyboardInterrupt: print(f'\nstopped by Ctrl-C at step {step + 1}'); return
-        ms = (time.time() - start) * 1000 / (step + 1)
-        if tty or (step + 1) % max(1, num_steps // 10) == 0:  # in a terminal: one line, updated in place
-            print(f'step {step + 1:5d} / {num_steps} | loss {loss.data:.4f} | {ms:.1f} ms/step | eta {ms * (num_steps - step - 1) / 1000:.0f}s ',
-                  end='\r' if tty else '\n', flush=True)
     if tty and num_steps: print()
 
 # --- evaluation: mean loss per token on documents, in plain floats (no graph, so it is fast) ----

@@ -558,6 +558,18 @@ class CommandLine(unittest.TestCase):
         vocab = len(set('zoëchloérenéeagnès')) + 1  # no BOM and no \r among the characters
         self.assertIn(f'3 train docs, 1 held out | vocab {vocab} |', out)
 
+    def test_ctrl_c_stops_training_and_the_run_goes_on(self):
+        import signal, time
+        p = subprocess.Popen([sys.executable, os.path.join(ROOT, 'microgpt.py'), f'--input_file={self.file}', '--num_steps=10000000',
+                              '--num_samples=2', *TINY], cwd=self.d, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # as in a terminal
+        self.assertIn('train docs', p.stdout.readline())  # training starts right after this line
+        time.sleep(1.0)
+        p.send_signal(signal.SIGINT)
+        out, err = p.communicate(timeout=120)
+        self.assertEqual(p.returncode, 0, err)
+        self.assertRegex(out, r'stopped by Ctrl-C at step \d+\nval loss [\d.]+ \| train loss [\d.]+\nsample  1: .*\nsample  2: ')
+
     def test_diverging_loss_gets_the_clear_message(self):
         rc, out, err = run(f'--input_file={self.file}', '--learning_rate=1e300', '--num_steps=50', *TINY, cwd=self.d)
         self.assertEqual(rc, 1, err)
