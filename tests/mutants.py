@@ -26,6 +26,8 @@ MUTANTS = [  # (what it breaks, text in microgpt.py, replacement)
     ('causality: the model sees the token it must predict',
      'cross_entropy(gpt(tokens[t], t, keys, values, sd), tokens[t + 1])',
      'cross_entropy(gpt(tokens[t + 1], t, keys, values, sd), tokens[t + 1])'),
+    ('causality: positions run last to first, so each one attends to the future',
+     'for t in range(n)]', 'for t in reversed(range(n))]'),
     ('BOS: no end-of-document token', 'return [BOS] + [stoi[c] for c in doc] + [BOS]', 'return [BOS] + [stoi[c] for c in doc]'),
     ('BOS: id collides with a character', 'BOS, vocab_size = len(chars), len(chars) + 1', 'BOS, vocab_size = 0, len(chars) + 1'),
     ('BOS: samples do not stop at BOS', 'if token == BOS: break', 'if token == BOS: pass'),

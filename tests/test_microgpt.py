@@ -292,6 +292,10 @@ class Causality(unittest.TestCase):
         for pos in range(4):  # positions 0..3 see BOS, a, b, c only
             self.assertEqual(a[pos], b[pos], f'position {pos}')
         self.assertNotEqual(a[4], b[4])  # position 4 sees 'd' vs 'x': the test can tell them apart
+        # the same through the loss: the losses of positions 0..2 (predicting a, b, c) depend on BOS, a, b, c only
+        la, lb = m.doc_losses(m.encode('abcdefg'), m.float_weights()), m.doc_losses(m.encode('abcxyzq'), m.float_weights())
+        self.assertEqual(la[:3], lb[:3])
+        self.assertNotEqual(la[3], lb[3])
 
     def test_loss_uses_the_right_targets(self):
         """The loss at each position is that of the next token: recompute it from the logits by hand."""
