@@ -224,11 +224,10 @@ def train(train_docs):
             ms = (time.time() - start) * 1000 / (step + 1)
             if tty or (step + 1) % max(1, num_steps // 10) == 0:  # in a terminal: one line, updated in place
                 print(f'step {step + 1:5d} / {num_steps} | loss {loss.data:.4f} | {ms:.1f} ms/step | eta {ms * (num_steps - step - 1) / 1000:.0f}s ',
-                      end='\r' if tty else '\n', flush=True)
+                      end='\r' if tty and step + 1 < num_steps else '\n', flush=True)
         except ArithmeticError:  # nan, inf or an overflow: the numbers blew up
             die(f'the loss became nan or inf at step {step + 1}; try a lower --learning_rate (now {learning_rate})', 1)
         except KeyboardInterrupt: print(f'\nstopped by Ctrl-C at step {step + 1}'); return
-    if tty and num_steps: print()
 
 # --- evaluation: mean loss per token on documents, in plain floats (no graph, so it is fast) ----
 def evaluate(docs, weights):
@@ -298,3 +297,4 @@ def main(argv):
 if __name__ == '__main__':  # true in a notebook cell too; there sys.argv is the kernel's and __file__ is unset
     try: main(sys.argv[1:] if '__file__' in globals() else [])
     except KeyboardInterrupt: die('interrupted', 130)
+    except BrokenPipeError: os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # piped into `head`: stop quietly
