@@ -44,7 +44,7 @@ def configure(argv):  # reset every setting to its default, apply --name=value o
 
 def check_settings():  # the first impossible setting, or None
     rules = [(min(n_layer, n_embd, n_head, block_size) >= 1, 'n_layer, n_embd, n_head and block_size must be at least 1'),
-             (n_embd % n_head == 0, f'n_embd={n_embd} must be a multiple of n_head={n_head}'),
+             (n_embd % max(n_head, 1) == 0, f'n_embd={n_embd} must be a multiple of n_head={n_head}'),
              (min(num_steps, num_samples, eval_docs) >= 0, 'num_steps, num_samples and eval_docs cannot be negative'),
              (0 < learning_rate < math.inf and 0 < eps < math.inf and 0 <= beta1 < 1 and 0 <= beta2 < 1,
               'learning_rate and eps must be positive numbers, beta1 and beta2 at least 0 and below 1'),

@@ -536,6 +536,7 @@ class CommandLine(unittest.TestCase):
         self.assert_clear_error([f, '--fused=maybe'], 2, '--fused', 'True or False')
         self.assert_clear_error([f, '--n_embd=10', '--n_head=4'], 2, 'multiple of n_head')
         self.assert_clear_error([f, '--n_layer=0'], 2, 'at least 1')
+        self.assert_clear_error([f, '--n_head=0'], 2, 'at least 1')  # not a division by zero
         self.assert_clear_error([f, '--learning_rate=-1'], 2, 'learning_rate')
         self.assert_clear_error([f, '--learning_rate=nan'], 2, 'learning_rate')
         self.assert_clear_error([f, '--beta2=1'], 2, 'beta2')
