@@ -433,6 +433,17 @@ class Tokenizer(unittest.TestCase):
         self.assertEqual(len(set(m.encode(''.join(docs))[1:-1])), len(m.chars))  # each character its own id
 
 
+class ShippedData(unittest.TestCase):
+    def test_input_txt_is_the_names_dataset(self):
+        with open(os.path.join(ROOT, 'input.txt'), 'rb') as f: raw = f.read()
+        names = raw.decode('ascii').split('\n')
+        self.assertEqual(len(names), 32033)  # one name per line, no newline after the last
+        self.assertTrue(all(re.fullmatch('[a-z]+', n) for n in names))
+        shared = os.path.join(ROOT, '..', 'shared', 'data', 'names.txt')
+        if os.path.exists(shared):  # beside the repository in CI: a byte-for-byte copy
+            with open(shared, 'rb') as f: self.assertEqual(raw, f.read())
+
+
 class Evaluation(unittest.TestCase):
     """9. The float-only loss equals the mean loss through the Value graph."""
 
