@@ -32,6 +32,11 @@ def tiny_model(*argv, vocab='abcdefghijklmnopqrstuvwxyz', seed=0):
     m.init_model()
 
 
+def empty_cache():
+    """Fresh keys and values for gpt(): per layer, a list that grows by one vector per position."""
+    return [[] for _ in range(m.n_layer)], [[] for _ in range(m.n_layer)]
+
+
 def doc_loss(tokens, sd=None):
     losses = m.doc_losses(tokens, sd)
     return m.vsum(losses) * (1 / len(losses))
@@ -41,7 +46,7 @@ def grads(tokens, fused):
     """Loss, logits and the gradient of every parameter for one document, built fused or atomic."""
     m.fused = fused
     for p in m.params: p.grad = 0.0
-    keys, values = [[] for _ in range(m.n_layer)], [[] for _ in range(m.n_layer)]
+    keys, values = empty_cache()
     logits = [[l.data for l in m.gpt(t, pos, keys, values)] for pos, t in enumerate(tokens[:m.block_size])]
     loss = doc_loss(tokens)
     loss.backward()
@@ -236,7 +241,7 @@ class ModelGradients(unittest.TestCase):
 
 def all_logits(doc):
     """The logits at every position of a document, in floats."""
-    keys, values = [[] for _ in range(m.n_layer)], [[] for _ in range(m.n_layer)]
+    keys, values = empty_cache()
     return [m.gpt(t, pos, keys, values, m.float_weights()) for pos, t in enumerate(m.encode(doc)[:-1])]
 
 
@@ -274,7 +279,7 @@ class ReferenceModel(unittest.TestCase):
             expected = reference_logits(m.float_weights(), tokens)
             for fused in (True, False, None):  # Value graph fused, atomic, and plain floats
                 m.fused = bool(fused)
-                keys, values = [[] for _ in range(m.n_layer)], [[] for _ in range(m.n_layer)]
+                keys, values = empty_cache()
                 sd = m.float_weights() if fused is None else None
                 got = [[m.data(l) for l in m.gpt(tok, pos, keys, values, sd)] for pos, tok in enumerate(tokens)]
                 diff = max(abs(a - b) for ga, ea in zip(got, expected) for a, b in zip(ga, ea))
@@ -301,7 +306,7 @@ class Causality(unittest.TestCase):
         """The loss at each position is that of the next token: recompute it from the logits by hand."""
         tiny_model()
         tokens = m.encode('abca')
-        keys, values = [[] for _ in range(m.n_layer)], [[] for _ in range(m.n_layer)]
+        keys, values = empty_cache()
         by_hand = []
         for pos in range(len(tokens) - 1):
             logits = m.gpt(tokens[pos], pos, keys, values, m.float_weights())
