@@ -1,4 +1,4 @@
-"""microgpt: train a tiny GPT on a text file and sample from it, in plain Python with no dependencies.
+"""microgpt: train a tiny GPT on a text file and sample from it, in plain Python, no dependencies.
 
 Part 1 is the whole GPT, as plainly as it can be written. Part 2 makes it fast without changing what
 it computes. Part 3 runs it: settings from the command line, files, errors, progress, save and load.
@@ -21,17 +21,8 @@ beta2 = 0.99              # Adam: how slowly the running mean of the squared gra
 eps = 1e-8                # Adam: keeps the step finite when the gradient is ~0
 init_std = 0.08           # standard deviation of the random initial weights
 temperature = 0.5         # sampling: below 1 picks likely characters more often, above 1 less
-num_samples = 20          # how many samples to print at the end
 prompt = ''               # every sample starts with this text and continues it
 seed = 42                 # one seed for the shuffle, the initial weights and the samples
-input_file = 'input.txt'  # the training text: one document per line
-eval_docs = 5000          # held-out docs to score after training (and as many training docs); 0 skips
-# the switches of Part 2: each one changes only the speed
-fused = True              # fused graph nodes and float loops, as tensor kernels do
-no_grad = True            # evaluate and sample on plain floats, with no graph
-prefix_cache = True       # evaluation reuses the work of a shared prefix, as inference servers do
-pause_gc = True           # Python's cyclic garbage collector rests during training
-workers = os.cpu_count() or 1  # processes that share a batch's gradient, as GPUs do (<= batch_size)
 
 # --- dataset: one document per non-empty line, shuffled, with a held-out part never trained on ----
 def split_docs(text):
@@ -41,8 +32,8 @@ def split_docs(text):
     return docs[n_val:], docs[:n_val]            # train_docs, val_docs
 
 # --- tokenizer: one token per character, plus BOS, which both starts and ends every document ------
-# chars: the vocabulary in token-id order, stoi: each character's id, BOS = len(chars),
-# vocab_size = len(chars) + 1. Part 3's use_vocab() sets them from the data or a saved model.
+# chars (the vocabulary, in id order), stoi (each one's id), BOS = len(chars) and vocab_size =
+# len(chars) + 1 come from the data, or from a saved model: see use_vocab() in Part 3.
 def encode(doc):
     return [BOS] + [stoi[c] for c in doc] + [BOS]
 
@@ -56,8 +47,7 @@ class Value:
     """One number in the graph: its data, d(loss)/d(data), and its local gradient to each child."""
     __slots__ = ('data', 'grad', '_children', '_local_grads')  # no per-object dict: faster
     def __init__(self, data, children=(), local_grads=()):
-        self.data = data
-        self.grad = 0.0
+        self.data, self.grad = data, 0.0
         self._children = children        # the Values this one was computed from
         self._local_grads = local_grads  # d(self)/d(child), child by child
         if children:
@@ -81,35 +71,32 @@ class Value:
     def __rtruediv__(self, other): return other * self ** -1
 
     def backward(self):
-        """The chain rule: each node passes local_grad * its own grad on to each child, so gradients
-        multiply along a path and add up over paths. A node may pass its grad on only when it is
-        complete, after every node that uses it: the tape read from the newest end gives that order,
-        as each node was made after its children. (A depth-first search from the loss finds such an
-        order too, but costs a second walk over every edge: 30% more time per step here.)"""
+        """The chain rule: each node passes local_grad * its grad on to each child, so gradients
+        multiply along a path and add up over paths. A node passes its grad on once every node that
+        uses it has: the tape read from its newest end gives that order (see the note in Part 2)."""
         self.grad = 1.0
         for v in reversed(tape):
             for child, local_grad in zip(v._children, v._local_grads):
                 child.grad += local_grad * v.grad
         tape.clear()  # the graph is used up; the next forward pass records a new one
 
-# The same few operations on a Value (which records them) or on a plain float (which does not)
 def exp(x): return x.exp() if isinstance(x, Value) else math.exp(x)
 def log(x): return x.log() if isinstance(x, Value) else math.log(x)
 def relu(x): return x.relu() if isinstance(x, Value) else max(0.0, x)
-def data(x): return x.data if isinstance(x, Value) else x
+def data(x): return x.data if isinstance(x, Value) else x  # these work on floats too, unrecorded
 
 # --- model: a GPT-2-like transformer that reads one token at a time ------------------------------
-def init_model():  # -> state_dict: every weight matrix by its GPT-2 name, as rows of Values
-    def matrix(nout, nin):
-        return [[Value(random.gauss(0, init_std)) for _ in range(nin)] for _ in range(nout)]
-    sd = {'wte': matrix(vocab_size, n_embd), 'wpe': matrix(block_size, n_embd)}
-    sd['lm_head'] = matrix(vocab_size, n_embd)
+def shapes():  # every weight matrix by its GPT-2 name: (rows, columns)
+    n, v = n_embd, vocab_size
+    sizes = {'wte': (v, n), 'wpe': (block_size, n), 'lm_head': (v, n)}
     for i in range(n_layer):
-        for name in ('attn_wq', 'attn_wk', 'attn_wv', 'attn_wo'):
-            sd[f'layer{i}.{name}'] = matrix(n_embd, n_embd)
-        sd[f'layer{i}.mlp_fc1'] = matrix(4 * n_embd, n_embd)
-        sd[f'layer{i}.mlp_fc2'] = matrix(n_embd, 4 * n_embd)
-    return sd
+        sizes.update({f'layer{i}.attn_w{c}': (n, n) for c in 'qkvo'})
+        sizes.update({f'layer{i}.mlp_fc1': (4 * n, n), f'layer{i}.mlp_fc2': (n, 4 * n)})
+    return sizes
+
+def init_model():  # -> state_dict: each matrix as rows of random Values
+    return {name: [[Value(random.gauss(0, init_std)) for _ in range(cols)] for _ in range(rows)]
+            for name, (rows, cols) in shapes().items()}
 
 def dot(a, b):  # sum of a_i * b_i
     if fused:  # Part 2
@@ -122,7 +109,7 @@ def linear(x, w):  # (nout, nin) @ (nin,) -> (nout,): one dot product per row of
     return [dot(w_row, x) for w_row in w]
 
 def softmax(logits):  # -> probabilities that sum to 1
-    if fused:  # Part 2
+    if fused and isinstance(logits[0], Value):  # Part 2
         return fused_softmax(logits)
     top = max(data(l) for l in logits)  # subtracting the max changes nothing but keeps exp() finite
     exps = [exp(l - top) for l in logits]
@@ -135,11 +122,10 @@ def rmsnorm(x):  # rescale x to a mean square of 1
 
 def gpt(token_id, pos_id, keys, values, sd=None):
     """The logits (vocab_size,) for the token after this one. keys and values hold, per layer, the
-    vectors of the positions read so far; this call appends its own, so attention can only look back."""
+    vectors of the positions read so far; this call adds its own, so attention can only look back."""
     sd = sd or state_dict
     head_dim = n_embd // n_head
-    x = [t + p for t, p in zip(sd['wte'][token_id], sd['wpe'][pos_id])]  # (n_embd,)
-    x = rmsnorm(x)
+    x = rmsnorm([t + p for t, p in zip(sd['wte'][token_id], sd['wpe'][pos_id])])  # (n_embd,)
     for li in range(n_layer):
         # 1) attention: each head averages the values so far, weighted by how well their key fits q
         x_residual = x
@@ -171,9 +157,8 @@ def gpt(token_id, pos_id, keys, values, sd=None):
     return linear(x, sd['lm_head'])  # (vocab_size,)
 
 # --- loss: how surprised the model is by each real next token (cross-entropy) ---------------------
-def cross_entropy(logits, target):
-    """-log softmax(logits)[target], as log-sum-exp minus the target's logit: never log(0)."""
-    if fused:  # Part 2
+def cross_entropy(logits, target):  # -log softmax(logits)[target], without ever taking log(0)
+    if fused and isinstance(logits[0], Value):  # Part 2
         return fused_cross_entropy(logits, target)
     top = max(data(l) for l in logits)
     return log(sum(exp(l - top) for l in logits)) + top - logits[target]
@@ -184,17 +169,12 @@ def doc_losses(tokens, sd=None):  # the loss at each position t: predict token t
     return [cross_entropy(gpt(tokens[t], t, keys, values, sd), tokens[t + 1]) for t in range(n)]
 
 def window(tokens):  # a document longer than the context: block_size + 1 tokens from a random start
-    if len(tokens) <= block_size + 1:
-        return tokens
-    start = random.randrange(len(tokens) - block_size)
+    start = random.randrange(len(tokens) - block_size) if len(tokens) > block_size + 1 else 0
     return tokens[start:start + block_size + 1]
 
 # --- optimizer: Adam, with bias correction --------------------------------------------------------
-def adam_step(step, m, v, lr):
-    """Move each parameter against running means of its gradient (m) and squared gradient (v). Both
-    start at 0, so early on they are too small: dividing by 1 - beta**t undoes that bias."""
-    c1 = 1 - beta1 ** (step + 1)
-    c2 = 1 - beta2 ** (step + 1)
+def adam_step(step, m, v, lr):  # m, v: running means of each gradient and of its square
+    c1, c2 = 1 - beta1 ** (step + 1), 1 - beta2 ** (step + 1)  # m, v start at 0: undo that bias
     for i, p in enumerate(params):
         m[i] = beta1 * m[i] + (1 - beta1) * p.grad
         v[i] = beta2 * v[i] + (1 - beta2) * p.grad * p.grad
@@ -205,10 +185,7 @@ def adam_step(step, m, v, lr):
 def batch_loss(batch):  # the mean loss of some documents (token lists); backward() fills p.grad
     if pool:  # Part 2
         return parallel_batch_loss(batch)
-    doc_means = []
-    for tokens in batch:
-        losses = doc_losses(tokens)
-        doc_means.append(sum(losses) / len(losses))  # the mean over the document's positions
+    doc_means = [sum(losses) / len(losses) for losses in map(doc_losses, batch)]  # over positions
     loss = sum(doc_means) / len(doc_means)
     loss.backward()
     return loss.data
@@ -216,8 +193,7 @@ def batch_loss(batch):  # the mean loss of some documents (token lists); backwar
 def train(train_docs):  # yields (step, loss) after each update, for Part 3 to show or to stop
     m, v = [0.0] * len(params), [0.0] * len(params)
     for step in range(num_steps):
-        first = step * batch_size
-        docs = [train_docs[(first + j) % len(train_docs)] for j in range(batch_size)]
+        docs = [train_docs[(step * batch_size + j) % len(train_docs)] for j in range(batch_size)]
         loss = batch_loss([window(encode(doc)) for doc in docs])
         adam_step(step, m, v, learning_rate * (1 - step / num_steps))  # decays linearly to 0
         yield step, loss
@@ -251,9 +227,14 @@ def sample():
     return decode(tokens)
 
 # ============================ Part 2: everything else is just efficiency ==========================
-# Each item computes exactly what Part 1 does, faster; its switch in the settings turns it off.
+# Each item computes exactly what Part 1 does, only faster; its switch turns it off (--fused=False).
+fused = True              # fused graph nodes, and float loops at C speed
+no_grad = True            # evaluate and sample on plain floats, with no graph
+prefix_cache = True       # evaluation reuses the work of a shared prefix
+pause_gc = True           # Python's cyclic garbage collector rests during training
+workers = os.cpu_count() or 1  # processes that share each batch (at most batch_size are used)
 
-# --- fused nodes (~ tensor kernels): one node for a whole dot product, softmax output or loss ------
+# --- fused nodes (~ tensor kernels): one node for a whole dot product, softmax output or loss ---
 # A step makes ~2,900 nodes instead of ~53,000. On floats (no graph) the same loops run at C speed.
 def fused_dot(a, b):
     if not isinstance(a[0], Value):
@@ -269,22 +250,14 @@ def fused_linear(x, w):
     return [Value(sum(map(mul, wd, xd)), w_row + x, xd + wd) for w_row, wd in zip(w, rows)]
 
 def fused_softmax(logits):  # output i is one node: d p_i / d logit_j = p_i * (1[i = j] - p_j)
-    if not isinstance(logits[0], Value):
-        top = max(logits)
-        exps = [math.exp(l - top) for l in logits]
-        inv_total = sum(exps) ** -1
-        return [e * inv_total for e in exps]
-    probs = fused_softmax([l.data for l in logits])
+    probs = softmax([l.data for l in logits])
     return [Value(p, logits, [p * ((i == j) - q) for j, q in enumerate(probs)])
             for i, p in enumerate(probs)]
 
 def fused_cross_entropy(logits, target):  # one node: d loss / d logit_j = p_j - 1[j = target]
-    if not isinstance(logits[0], Value):
-        top = max(logits)
-        return math.log(sum([math.exp(l - top) for l in logits])) + top - logits[target]
     floats = [l.data for l in logits]
-    grads = [p - (j == target) for j, p in enumerate(fused_softmax(floats))]
-    return Value(fused_cross_entropy(floats, target), logits, grads)
+    grads = [p - (j == target) for j, p in enumerate(softmax(floats))]
+    return Value(cross_entropy(floats, target), logits, grads)
 
 # --- no_grad (~ torch.no_grad): evaluation and sampling on plain floats, so no graph is built -----
 def float_weights():
@@ -317,49 +290,40 @@ def evaluate_floats(docs):
 # The graph has no reference cycles, so the collector never frees any of it, but it scans it again
 # and again as it grows (20% of a step). It rests while training, and is restored after.
 
-# --- data parallelism (~ multi-GPU training): worker processes share each batch ----------------
-pool = None  # the worker processes, started by Part 3 for a run with workers > 1
+# --- data parallelism (~ multi-GPU training): worker processes share each batch -----------------
+pool = None  # the worker processes (forked from this one) of a run with batch_size and workers > 1
 
-def share_grads(weights, batch):  # in a worker: the gradient of its share, for the current weights
+def share_grads(weights, batch):  # in a worker: the mean loss and gradient of its share of a batch
     for p, w in zip(params, weights):
-        p.data = w
-    total = 0.0
-    for tokens in batch:
-        losses = doc_losses(tokens)
-        loss = sum(losses) / len(losses)
-        loss.backward()
-        total += loss.data
-    grads = [p.grad for p in params]
-    for p in params:
-        p.grad = 0.0
-    return total, grads
+        p.data, p.grad = w, 0.0
+    return batch_loss(batch), [p.grad for p in params]
 
-def parallel_batch_loss(batch):
-    """Each process computes the summed gradient of its share of the batch; here they are averaged.
-    Weights and gradients travel as plain lists of floats. This process takes the first share."""
-    weights = [p.data for p in params]
+def parallel_batch_loss(batch):  # Weights and gradients travel as plain lists of floats
     n = min(workers, len(batch))
     shares = [batch[i::n] for i in range(n)]
-    jobs = [pool.apply_async(share_grads, (weights, share)) for share in shares[1:]]
-    results = [share_grads(weights, shares[0])] + [job.get() for job in jobs]
+    weights = [p.data for p in params]
+    results = pool.starmap(share_grads, [(weights, share) for share in shares])
     for p, *grads in zip(params, *[grads for _, grads in results]):
-        p.grad = sum(grads) / len(batch)
-    return sum(total for total, _ in results) / len(batch)
+        p.grad = sum(len(share) * g for share, g in zip(shares, grads)) / len(batch)
+    return sum(len(share) * loss for share, (loss, _) in zip(shares, results)) / len(batch)
 
 # ==================================== Part 3: running it ==========================================
 
-# --- settings from the command line: --name=value, each checked -----------------------------------
+# --- settings from the command line: --name=value, each one checked -------------------------------
+input_file = 'input.txt'  # the training text: one document per line
+eval_docs = 5000          # held-out docs to score after training (and as many train docs); 0: none
+num_samples = 20          # how many samples to print at the end
+save = ''                 # after training, write the model to this JSON file
+load = ''                 # start from a model saved with --save instead of from random weights
 SETTINGS = {k: v for k, v in globals().items() if type(v) in (bool, int, float, str) and k[0] != '_'}
-SETTINGS.update(save='', load='', explain='')  # write the model, read a model, explain a text
+SETTINGS['explain'] = ''  # --explain=TEXT: an x-ray of the model reading TEXT, by explain() below
 SHAPE = ('n_layer', 'n_embd', 'n_head', 'block_size')  # the settings that a saved model fixes
 
 def die(message, code=2):  # errors are for people: one line that says what is wrong and what to do
     print(f'microgpt: {message}', file=sys.stderr)
     raise SystemExit(code)
 
-def configure(argv):
-    """Reset every setting to its default, apply the --name=value overrides and check them all.
-    Returns {name: value} of the ones given; --explain stays there, as explain() is a function."""
+def configure(argv):  # defaults, then the --name=value overrides; returns {name: value} of those
     given = {}
     for arg in argv:
         name, _, text = arg[2:].partition('=')
@@ -373,299 +337,238 @@ def configure(argv):
         except ValueError:
             die(f'--{name} takes {"a whole number" if kind is int else "a number"}, not {text!r}')
     globals().update({k: v for k, v in dict(SETTINGS, **given).items() if k != 'explain'})
-    problem = check_settings()
-    if problem:
-        die(problem)
+    check_settings()
     return given
 
-def check_settings():  # the first impossible setting, or None
+def check_settings(where=''):  # dies at the first impossible setting
     rules = [
-        (min(n_layer, n_embd, n_head, block_size) >= 1,
-         'n_layer, n_embd, n_head and block_size must be at least 1'),
+        (min(n_layer, n_embd, n_head, block_size, batch_size, workers) >= 1,
+         'n_layer, n_embd, n_head, block_size, batch_size and workers must be at least 1'),
         (n_embd % n_head == 0, f'n_embd={n_embd} must be a multiple of n_head={n_head}'),
         (min(num_steps, num_samples, eval_docs, seed) >= 0,
          'num_steps, num_samples, eval_docs and seed cannot be negative'),
-        (min(batch_size, workers) >= 1, 'batch_size and workers must be at least 1'),
         (0 < learning_rate < math.inf and 0 < eps < math.inf and 0 <= beta1 < 1 and 0 <= beta2 < 1,
          'learning_rate and eps must be positive numbers, beta1 and beta2 at least 0 and below 1'),
         (0 <= init_std < math.inf and 0 < temperature < math.inf,
          'init_std must be >= 0 and temperature > 0, both finite'),
         (len(prompt) < block_size, f'--prompt must be shorter than block_size={block_size} characters')]
-    return next((message for ok, message in rules if not ok), None)
+    for ok, message in rules:
+        if not ok:
+            die(where + message)
 
-# --- files: the training text, and the model's vocabulary and weights -----------------------------
-def read_text(path, limit=256 * 2**20):  # a UTF-8 text of at most `limit` bytes
+# --- files: the training text, and the model as JSON, which is checked as untrusted input --------
+def read_text(path, limit=2**28):  # the text of a UTF-8 file of at most 256 MB
     try:
         with open(path, 'rb') as f:
             raw = f.read(limit + 1)
         if len(raw) > limit:
-            die(f'input file {path!r} is over {limit >> 20} MB; train on a smaller part of it')
+            die(f'input file {path!r} is over {limit >> 20} MB; train on a part of it')
         return raw.decode('utf-8-sig')  # -sig: drop a byte-order mark
-    except FileNotFoundError:
-        die(f'input file {path!r} not found; pass --input_file=PATH, one document per line')
     except UnicodeDecodeError as e:
         die(f'input file {path!r} is not UTF-8 text (bad byte at offset {e.start}); save it as UTF-8')
     except OSError as e:
-        die(f'cannot read input file {path!r}: {e.strerror}')
-    except MemoryError:
-        die(f'input file {path!r} does not fit in memory; train on a smaller part of it')
+        die(f'cannot read input file {path!r}: {e.strerror}; pass --input_file=PATH')
 
-def use_vocab(vocab):  # the tokenizer's tables, for Part 1's encode() and decode()
-    global chars, stoi, BOS, vocab_size
+def use_model(vocab, weights=None):  # the tables and weights that Part 1 reads: new, or these
+    global chars, stoi, BOS, vocab_size, state_dict, params
     chars = list(vocab)  # any Unicode characters: é, ß, emoji, CJK
     stoi = {c: i for i, c in enumerate(chars)}
     BOS, vocab_size = len(chars), len(chars) + 1  # BOS is the last id
-
-def use_model(sd):  # the weights that Part 1's gpt() reads and Adam trains
-    global state_dict, params
-    state_dict = sd
+    state_dict = init_model() if weights is None else {
+        name: [[Value(x) for x in row] for row in mat] for name, mat in weights.items()}
     params = [p for mat in state_dict.values() for row in mat for p in row]
 
-def check_save_path():  # before training, so that no run is wasted
-    folder = os.path.dirname(save) or '.'
-    if not os.path.isdir(folder):
-        die(f'--save={save}: that folder does not exist')
-    if os.path.isdir(save):
-        die(f'--save={save} is a folder; give a file name, such as --save={save}/model.json')
-    if os.path.exists(save) and os.path.samefile(save, input_file):
-        die(f'--save={save} would overwrite the input file; save the model under another name')
-    try:
-        open(f'{save}.tmp{os.getpid()}', 'w').close()  # can we write there at all?
-        os.remove(f'{save}.tmp{os.getpid()}')
-    except OSError as e:
-        die(f'--save={save}: cannot write in {folder!r} ({e.strerror}); choose another folder')
-
-def save_model(path):
-    blob = json.dumps({'config': {k: globals()[k] for k in SHAPE}, 'chars': chars,
-                       'state_dict': float_weights()})
-    tmp = f'{path}.tmp{os.getpid()}'  # write beside the target, then rename: never a half file
+def save_model(path, dry_run=False):  # beside the target, then renamed: never a half-written file
+    tmp = f'{path}.tmp{os.getpid()}'
     try:
         with open(tmp, 'w', encoding='utf-8') as f:
-            f.write(blob)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
+            if not dry_run:  # a dry run, before training, checks that it can write there
+                json.dump({'config': {k: globals()[k] for k in SHAPE}, 'chars': chars,
+                           'state_dict': float_weights()}, f)
+                f.flush()
+                os.fsync(f.fileno())
+                os.replace(tmp, path)
     except OSError as e:
-        die(f'cannot save the model to {path!r}: {e.strerror}', 1)
+        die(f'cannot save the model to {path!r}: {e.strerror}', 2 if dry_run else 1)
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
 
-def load_model(path, given):
-    """A model file is untrusted input: every part of it is checked before anything is built, and
-    what is built is no bigger than what the file holds."""
-    def bad(why):
-        die(f'model file {path!r} is not a microgpt model ({why}); pass a file written by --save')
+def load_model(path, given):  # all of the file is checked before anything is built from it
+    def need(ok, why):
+        if not ok:
+            die(f'model file {path!r} is not a microgpt model ({why}); pass a file written by --save')
     try:
         with open(path, 'rb') as f:
             blob = json.loads(f.read())
-    except FileNotFoundError:
-        die(f'model file {path!r} not found; make one with --save={path}')
-    except OSError as e:
-        die(f'cannot read model file {path!r}: {e.strerror}')
-    except (ValueError, RecursionError, MemoryError) as e:  # not JSON, not UTF-8, nested too deep
-        bad(f'not JSON: {type(e).__name__}')
-    if type(blob) is not dict or set(blob) != {'config', 'chars', 'state_dict'}:
-        bad('it needs the keys config, chars and state_dict')
-    config, vocab, sd = blob['config'], blob['chars'], blob['state_dict']
-    if type(config) is not dict or set(config) != set(SHAPE):
-        bad(f'its config needs exactly {", ".join(SHAPE)}')
-    if any(type(config[k]) is not int or config[k] < 1 for k in SHAPE):
-        bad('its config holds whole numbers of at least 1')
-    if config['n_embd'] % config['n_head']:
-        bad('its n_embd is not a multiple of its n_head')
-    if type(vocab) is not list or any(type(c) is not str or len(c) != 1 for c in vocab):
-        bad('its chars must be a list of single characters')
-    if len(set(vocab)) != len(vocab):
-        bad('its chars repeat a character')
-    n, v, layers = config['n_embd'], len(vocab) + 1, config['n_layer']
-    if type(sd) is not dict or len(sd) != 3 + 6 * layers:  # checked first: n_layer may be huge
-        bad('its state_dict has the wrong number of matrices')
-    shapes = {'wte': (v, n), 'wpe': (config['block_size'], n), 'lm_head': (v, n)}
-    for i in range(layers):
-        shapes.update({f'layer{i}.attn_w{c}': (n, n) for c in 'qkvo'})
-        shapes.update({f'layer{i}.mlp_fc1': (4 * n, n), f'layer{i}.mlp_fc2': (n, 4 * n)})
-    for name, (rows, cols) in shapes.items():
-        mat = sd.get(name)
-        if type(mat) is not list or len(mat) != rows:
-            bad(f'{name} is missing or does not have {rows} rows')
-        if any(type(row) is not list or len(row) != cols for row in mat):
-            bad(f'a row of {name} does not have {cols} numbers')
-        if not all(type(x) is float and math.isfinite(x) for row in mat for x in row):
-            bad(f'{name} holds something other than finite decimal numbers')
+    except (OSError, ValueError, RecursionError, MemoryError) as e:  # unreadable, not JSON, too deep
+        need(False, getattr(e, 'strerror', None) or type(e).__name__)
+    need(type(blob) is dict and set(blob) == {'config', 'chars', 'state_dict'},
+         'it needs exactly the keys config, chars and state_dict')
+    config, vocab, weights = blob['config'], blob['chars'], blob['state_dict']
+    need(type(config) is dict and set(config) == set(SHAPE) and
+         all(type(config[k]) is int for k in SHAPE), f'its config must be whole numbers {SHAPE}')
+    need(type(vocab) is list and all(type(c) is str and len(c) == 1 for c in vocab) and
+         len(set(vocab)) == len(vocab), 'its chars must be distinct single characters')
     for k in SHAPE:
         if k in given and given[k] != config[k]:
             die(f'--{k}={given[k]} contradicts {path!r}, which has {k}={config[k]}; leave out --{k}')
-    globals().update(config)
-    if len(prompt) >= block_size:
-        die(f'--prompt must be shorter than the loaded block_size={block_size} characters')
-    use_vocab(vocab)
-    use_model({name: [[Value(x) for x in row] for row in mat] for name, mat in sd.items()})
+    globals().update(config, vocab_size=len(vocab) + 1)
+    check_settings(f'with the model in {path!r}: ')
+    need(type(weights) is dict and len(weights) == 3 + 6 * n_layer, 'the wrong number of matrices')
+    for name, (rows, cols) in shapes().items():  # as many as the file holds: no more memory
+        mat = weights.get(name)
+        need(type(mat) is list and len(mat) == rows and all(
+            type(row) is list and len(row) == cols for row in mat), f'{name} is not {rows}x{cols}')
+        need(all(type(x) is float and math.isfinite(x) for row in mat for x in row),
+             f'{name} holds something other than finite decimal numbers')
+    use_model(vocab, weights)
 
-# --- progress: one line updated in place in a terminal; every tenth of the run when piped ---------
-progress_clock = {'start': 0.0, 'shown': 0.0}
+# --- progress: a line rewritten in place in a terminal; piped, one every tenth of training --------
+clock = {'start': 0.0, 'shown': 0.0}
 
-def show_progress(text, last=False):  # in a terminal only, once the work has taken a second
+def show_progress(text, last=False):  # in a terminal, once the work has taken a second
     now = time.time()
-    if sys.stdout.isatty() and now - progress_clock['start'] > 1 and (
-            last or now - progress_clock['shown'] > 0.1):
+    if sys.stdout.isatty() and now - clock['start'] > 1 and (last or now - clock['shown'] > 0.1):
         print(f'\r{text} ', end='\n' if last else '', flush=True)
-        progress_clock['shown'] = now
+        clock['shown'] = now
 
-def chart(values, width=40):  # a one-line picture of a series: ▁ is its lowest value, █ its highest
+def chart(values, width=40):  # a series as one line of bars: ▁ its lowest value, █ its highest
     picks = [values[i * len(values) // width] for i in range(min(width, len(values)))]
     lo, hi = min(picks), max(picks)
     return ''.join('▁▂▃▄▅▆▇█'[int(7 * (x - lo) / (hi - lo or 1))] for x in picks)
 
-# --- training: Part 1's train(), shown as it goes; Ctrl-C or SIGTERM stops it between two steps ----
+# --- training: Part 1's train(), shown; Ctrl-C or SIGTERM stops it between two steps --------------
 def run_training(train_docs):
-    stop = []
+    global pool
+    stop, start, tty, losses, means = [], time.time(), sys.stdout.isatty(), [], []
     handlers = {s: signal.signal(s, lambda signum, frame: stop.append(signum))
                 for s in (signal.SIGINT, signal.SIGTERM)}
     collector_was_on = gc.isenabled()
     if pause_gc:  # Part 2
         gc.disable()
-    start, tty, losses, means = time.time(), sys.stdout.isatty(), [], []
     try:
-        start_workers()
+        pool = start_workers()
         for step, loss in train(train_docs):
             if not math.isfinite(loss):
                 die(f'the loss became nan or inf at step {step + 1}; '
                     f'try a lower --learning_rate (now {learning_rate})', 1)
             losses.append(loss)
-            means.append(sum(losses[-100:]) / len(losses[-100:]))  # the last 100 steps' mean
+            means.append(sum(losses[-100:]) / len(losses[-100:]))  # of the last 100 steps
             ms = (time.time() - start) * 1000 / (step + 1)
-            if tty or (step + 1) % max(1, num_steps // 10) == 0:
-                eta = ms * (num_steps - step - 1) / 1000
+            if tty or (step + 1) % max(1, num_steps // 10) == 0 or stop:
                 print(f'step {step + 1:5d} / {num_steps} | loss {loss:.4f} | mean {means[-1]:.4f} | '
-                      f'{ms:.1f} ms/step | eta {eta:.0f}s ', end='\r' if tty else '\n', flush=True)
+                      f'{ms:.1f} ms/step | eta {ms * (num_steps - step - 1) / 1000:.0f}s ',
+                      end='\r' if tty and step + 1 < num_steps and not stop else '\n', flush=True)
             if stop:
-                print(f'\nstopped by {signal.Signals(stop[0]).name} at step {step + 1}')
+                print(f'stopped by {signal.Signals(stop[0]).name} at step {step + 1}')
                 break
-    except ArithmeticError:  # an overflow: the numbers blew up
-        die(f'the numbers overflowed in training; try a lower --learning_rate (now {learning_rate})', 1)
     finally:
-        stop_workers()
+        if pool:
+            pool.terminate()
+            pool.join()
+        pool = None
         for s, handler in handlers.items():
             signal.signal(s, handler)
         if collector_was_on:
             gc.enable()
-    if tty and losses and not stop:
-        print()
     if len(means) > 1:
         print(f'loss, mean of the last 100 steps: {means[0]:.2f} {chart(means)} {means[-1]:.2f}')
 
-def start_workers():  # Part 2's data parallelism: the pool lives for one training run
-    global pool
+def start_workers():  # Part 2's worker processes, forked from this one, for one training run
     import multiprocessing
-    method = multiprocessing.get_start_method()
     if min(workers, batch_size) < 2 or num_steps == 0:
-        return
-    if method != 'fork' and '__file__' not in globals():
-        print(f'one process: workers need a file to start from with the {method!r} method')
-        return
-    config = {k: globals()[k] for k in SETTINGS if k != 'explain'}
-    pool = multiprocessing.Pool(min(workers, batch_size) - 1, init_worker, (config, chars, state_dict))
-
-def init_worker(config, vocab, sd):  # in a new worker process: the same settings and model
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the main process's to handle
-    globals().update(config)
-    use_vocab(vocab)
-    use_model(sd)
-
-def stop_workers():
-    global pool
-    if pool:
-        pool.terminate()
-        pool.join()
-    pool = None
+        return None
+    if 'fork' not in multiprocessing.get_all_start_methods():
+        print('training in one process: this platform cannot fork worker processes')
+        return None
+    context = multiprocessing.get_context('fork')  # a worker starts with this process's model
+    return context.Pool(min(workers, batch_size), signal.signal, (signal.SIGTERM, signal.SIG_DFL))
 
 # --- explain: an x-ray of the model reading one text ---------------------------------------------
 def explain(text):
-    """For each position: the character read, the model's top 5 guesses for the next one, the
-    probability and loss of the real next one, and each head's attention over the positions read
-    so far, as shades under their characters (█ = all of it). Returns the numbers it prints."""
-    unknown = sorted(set(text) - set(chars))
-    if unknown:
-        die(f'--explain has characters the model does not know: {"".join(unknown)[:20]!r}')
+    """Each position's character, the top 5 guesses for the next one, the real next one's
+    probability and loss, and each head's attention over the characters read so far (█ = all).
+    Returns the numbers it prints."""
+    if set(text) - set(chars):
+        die(f'--explain has characters the model does not know; it knows {"".join(chars)[:60]!r}')
     sd, tokens, rows, plain_softmax = float_weights(), encode(text)[:block_size + 1], [], softmax
     keys, values = [[] for _ in range(n_layer)], [[] for _ in range(n_layer)]
     show = lambda i: '.' if i == BOS else chars[i]
     print(f'explain {text!r} (BOS is shown as .)\npos read next  p(next)   loss | top 5 guesses')
     for t in range(len(tokens) - 1):
-        heads = []  # inside gpt(), each softmax() is one head's attention weights, layer by layer
+        heads = []  # inside gpt(), each softmax() is one head's attention, layer by layer
         globals()['softmax'] = lambda logits: heads.append(plain_softmax(logits)) or heads[-1]
         try:
             logits = gpt(tokens[t], t, keys, values, sd)
         finally:
             globals()['softmax'] = plain_softmax
-        probs = fused_softmax(logits)
-        top = sorted(range(vocab_size), key=lambda i: -probs[i])[:5]
-        loss = -math.log(probs[tokens[t + 1]])
+        probs, loss = softmax(logits), cross_entropy(logits, tokens[t + 1])
         rows.append({'probs': probs, 'loss': loss, 'attention': heads})
+        top = sorted(range(vocab_size), key=lambda i: -probs[i])[:5]
         guesses = '  '.join(f'{show(i)} {probs[i]:4.0%} {"█" * round(probs[i] * 6):6}' for i in top)
         print(f'{t:3d}   {show(tokens[t])}    {show(tokens[t + 1])}  {probs[tokens[t + 1]]:7.4f} '
-              f'{loss:6.3f} | {guesses}')
-        print(f'{"":14}reads  ' + ' '.join(show(i) for i in tokens[:t + 1]))
+              f'{loss:6.3f} | {guesses}\n{"reads":>21} ' + ' '.join(map(show, tokens[:t + 1])))
         for h, weights in enumerate(heads):
-            cells = ' '.join(' ░▒▓█'[round(4 * w)] for w in weights)
-            print(f'{"":14}{f"L{h // n_head} H{h % n_head}":7}{cells}')
+            shades = ' '.join(' ░▒▓█'[round(4 * w)] for w in weights)
+            print(f'{f"layer {h // n_head} head {h % n_head}":>21} {shades}')
     print(f'mean loss {sum(r["loss"] for r in rows) / len(rows):.4f} over {len(rows)} predictions')
     return rows
 
 # --- run: everything, in order --------------------------------------------------------------------
 def main(argv):
     given = configure(argv)
-    if hasattr(sys.stdout, 'reconfigure'):  # a console that cannot show a character shows '?'
+    if hasattr(sys.stdout, 'reconfigure'):  # a character the console cannot show becomes '?'
         sys.stdout.reconfigure(errors='replace')
     random.seed(seed)
     train_docs, val_docs = split_docs(read_text(input_file))
     if not train_docs:
-        die(f'input file {input_file!r} needs at least 2 non-empty lines: one to train on, one held out')
+        die(f'input file {input_file!r} needs at least 2 non-empty lines: to train on, and held out')
+    if save and os.path.exists(save) and os.path.samefile(save, input_file):
+        die(f'--save={save} would overwrite the input file; save the model under another name')
     if save:
-        check_save_path()
+        save_model(save, dry_run=True)  # a wrong --save fails now, not after training
     if load:
         load_model(load, given)
     else:
-        use_vocab(sorted(set(''.join(train_docs + val_docs))))
-        use_model(init_model())
-    for what, text in (('--prompt', prompt), (f'input file {input_file!r}', ''.join(train_docs + val_docs))):
-        unknown = ''.join(sorted(set(text) - set(chars)))
-        if unknown:
-            die(f'{what} has characters the model does not know: {unknown[:20]!r}; '
-                f'it knows {"".join(chars)[:80]!r}')
+        use_model(sorted(set(''.join(train_docs + val_docs))))
+    unknown = ''.join(sorted(set(prompt + ''.join(train_docs + val_docs)) - set(chars)))
+    if unknown:
+        die(f'the model does not know these characters of --prompt or the input file: '
+            f'{unknown[:20]!r}; it knows {"".join(chars)[:60]!r}')
     print(f'{len(train_docs)} train docs, {len(val_docs)} held out | vocab {vocab_size} | '
           f'{len(params)} params | fused={fused}')
-    long_docs = sum(len(doc) >= block_size for doc in train_docs)
-    if long_docs:
-        print(f'{long_docs} train docs are longer than the context (block_size={block_size}): '
-              f'each step trains on a window of one at a random start')
+    too_long = sum(len(doc) >= block_size for doc in train_docs)
+    if too_long:
+        print(f'{too_long} train docs are longer than the context: each step reads a random window')
     run_training(train_docs)
     if save:
         save_model(save)
         print(f'saved the model to {save}')
-    n = min(eval_docs, len(val_docs))
+    n, clock['start'] = min(eval_docs, len(val_docs)), time.time()
     if n:
-        progress_clock['start'] = time.time()
-        val, train_loss = evaluate(val_docs[:n]), evaluate(train_docs[:n])
-        print(f'val loss {val:.4f} | train loss {train_loss:.4f}')
+        print(f'val loss {evaluate(val_docs[:n]):.4f} | train loss {evaluate(train_docs[:n]):.4f}')
     random.seed(seed)  # so the samples depend only on the weights and the seed
-    samples = [sample() for _ in range(num_samples)]
-    for i, s in enumerate(samples):
-        print(f'sample {i + 1:2d}: {s}')
+    try:
+        samples = [sample() for _ in range(num_samples)]
+    except ValueError:  # random.choices() met probabilities that are nan or inf
+        die('the model gives nan or inf probabilities: its weights are broken; train it again', 1)
+    for i, text in enumerate(samples):
+        print(f'sample {i + 1:2d}: {text}')
+    copies = sum(text in set(train_docs) for text in samples)
     if samples:
-        copies = sum(s in set(train_docs) for s in samples)
-        print(f'{len(samples) - copies} of {len(samples)} samples are new, {copies} copy a training doc')
+        print(f'{num_samples - copies} of {num_samples} samples are new, {copies} copy a train doc')
     if given.get('explain'):
         explain(given['explain'])
 
 if __name__ == '__main__':  # true in a notebook cell too; there sys.argv is the kernel's, no __file__
-    signal.signal(signal.SIGTERM, signal.default_int_handler)  # like Ctrl-C: clean up, then stop
     try:
+        if '__file__' in globals():  # a script: SIGTERM stops it as Ctrl-C does, cleaning up first
+            signal.signal(signal.SIGTERM, signal.default_int_handler)
         main(sys.argv[1:] if '__file__' in globals() else [])
     except KeyboardInterrupt:
         die('interrupted', 130)
     except BrokenPipeError:  # piped into `head`: stop quietly
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     except MemoryError:
-        die('out of memory: the model is too big for this machine; make it smaller', 1)
+        die('out of memory: the model or the data is too big for this machine; make it smaller', 1)
