@@ -1,9 +1,6 @@
-"""microgpt: train a tiny GPT on a text file and sample from it, in plain Python, no dependencies.
-
-Part 1 is the whole GPT, as plainly as it can be written. Part 2 makes it fast without changing what
-it computes. Part 3 runs it: settings from the command line, files, errors, progress, save and load.
-`python microgpt.py` runs it all; `--name=value` changes any setting."""
-import gc, json, math, os, random, signal, sys, time
+"""microgpt: a GPT trained and sampled in plain Python. Part 1 is the whole GPT, as plainly as it
+can be written; Part 2 makes it fast without changing what it computes; Part 3 runs it."""
+import gc, json, math, multiprocessing, os, random, signal, sys, time
 from operator import mul
 
 # ==================================== Part 1: the GPT =============================================
@@ -122,7 +119,7 @@ def rmsnorm(x):  # rescale x to a mean square of 1
 
 def gpt(token_id, pos_id, keys, values, sd=None):
     """The logits (vocab_size,) for the token after this one. keys and values hold, per layer, the
-    vectors of the positions read so far; this call adds its own, so attention can only look back."""
+    vectors of the positions read so far; this call adds its own, so attention only looks back."""
     sd = sd or state_dict
     head_dim = n_embd // n_head
     x = rmsnorm([t + p for t, p in zip(sd['wte'][token_id], sd['wpe'][pos_id])])  # (n_embd,)
@@ -206,7 +203,7 @@ def evaluate(docs):
     for doc in docs:
         losses += [loss.data for loss in doc_losses(encode(doc))]
         tape.clear()  # no backward() here: drop the graph
-    return sum(losses) / len(losses)
+    return math.fsum(losses) / len(losses)  # fsum: the exact sum, in any order
 
 # --- sampling: feed the model its own choices, one character at a time ----------------------------
 def sample():
@@ -233,11 +230,12 @@ no_grad = True            # evaluate and sample on plain floats, with no graph
 prefix_cache = True       # evaluation reuses the work of a shared prefix
 pause_gc = True           # Python's cyclic garbage collector rests during training
 workers = os.cpu_count() or 1  # processes that share each batch (at most batch_size are used)
+pool = None               # the worker processes of a run with batch_size and workers > 1
 
 # --- fused nodes (~ tensor kernels): one node for a whole dot product, softmax output or loss ---
 # A step makes ~2,900 nodes instead of ~53,000. On floats (no graph) the same loops run at C speed.
 def fused_dot(a, b):
-    if not isinstance(a[0], Value):
+    if not isinstance(a[0], Value):  # plain floats
         return sum(map(mul, a, b))
     ad, bd = [ai.data for ai in a], [bi.data for bi in b]
     return Value(sum(map(mul, ad, bd)), a + b, bd + ad)  # d/da_i = b_i, d/db_i = a_i
@@ -264,35 +262,27 @@ def float_weights():
     return {name: [[p.data for p in row] for row in mat] for name, mat in state_dict.items()}
 
 # --- prefix caching (~ inference servers): documents that start alike share that start's work -----
-def evaluate_floats(docs):
-    """In sorted order a document shares its first tokens with the one before: their keys, values
-    and logits are the same, so they are kept. Losses are summed in the documents' own order."""
-    sd = float_weights()
-    order = sorted(range(len(docs)), key=docs.__getitem__) if prefix_cache else range(len(docs))
-    per_doc, fed = [None] * len(docs), []
+def evaluate_floats(docs):  # in sorted order, a document starts as the one before it often does
+    sd, fed, losses, started = float_weights(), [], [], time.time()
     keys, values, logits = [[] for _ in range(n_layer)], [[] for _ in range(n_layer)], []
-    for done, i in enumerate(order):
-        tokens = encode(docs[i])
+    for done, doc in enumerate(sorted(docs) if prefix_cache else docs):
+        tokens = encode(doc)
         n = min(block_size, len(tokens) - 1)
-        shared = 0
-        while prefix_cache and shared < min(n, len(fed)) and tokens[shared] == fed[shared]:
-            shared += 1
-        for cache in keys + values + [logits]:
+        shared = len(os.path.commonprefix([tokens[:n], fed])) if prefix_cache else 0  # any lists
+        for cache in keys + values + [logits]:  # keep the keys, values and logits of the shared start
             del cache[shared:]
         logits += [gpt(tokens[t], t, keys, values, sd) for t in range(shared, n)]
-        per_doc[i] = [cross_entropy(logits[t], tokens[t + 1]) for t in range(n)]
+        losses += [cross_entropy(logits[t], tokens[t + 1]) for t in range(n)]
         fed = tokens[:n]
-        show_progress(f'evaluating {done + 1} / {len(docs)} docs', done + 1 == len(docs))
-    losses = [loss for doc in per_doc for loss in doc]
-    return sum(losses) / len(losses)
+        if sys.stdout.isatty() and time.time() - started > 1:  # progress, once it takes a second
+            last = done + 1 == len(docs)
+            print(f'\revaluating {done + 1} / {len(docs)} docs', end='\n' if last else '', flush=True)
+    return math.fsum(losses) / len(losses)
 
-# --- a resting garbage collector (~ memory management) --------------------------------------------
-# The graph has no reference cycles, so the collector never frees any of it, but it scans it again
-# and again as it grows (20% of a step). It rests while training, and is restored after.
+# --- a resting garbage collector (~ memory management): pause_gc, in Part 3's run_training() ------
+# The graph has no reference cycles, so the collector frees none of it, yet rescans it as it grows.
 
 # --- data parallelism (~ multi-GPU training): worker processes share each batch -----------------
-pool = None  # the worker processes (forked from this one) of a run with batch_size and workers > 1
-
 def share_grads(weights, batch):  # in a worker: the mean loss and gradient of its share of a batch
     for p, w in zip(params, weights):
         p.data, p.grad = w, 0.0
@@ -319,55 +309,50 @@ SETTINGS = {k: v for k, v in globals().items() if type(v) in (bool, int, float, 
 SETTINGS['explain'] = ''  # --explain=TEXT: an x-ray of the model reading TEXT, by explain() below
 SHAPE = ('n_layer', 'n_embd', 'n_head', 'block_size')  # the settings that a saved model fixes
 
-def die(message, code=2):  # errors are for people: one line that says what is wrong and what to do
-    print(f'microgpt: {message}', file=sys.stderr)
-    raise SystemExit(code)
+def need(ok, message, code=2):  # errors are for people: one line, what is wrong and what to do
+    if not ok:
+        print(f'microgpt: {message}', file=sys.stderr)
+        raise SystemExit(code)
 
 def configure(argv):  # defaults, then the --name=value overrides; returns {name: value} of those
     given = {}
     for arg in argv:
         name, _, text = arg[2:].partition('=')
-        if not arg.startswith('--') or name not in SETTINGS:
-            die(f"unknown setting {arg!r}; the settings are --{', --'.join(SETTINGS)}")
+        need(arg.startswith('--') and name in SETTINGS,
+             f"unknown setting {arg!r}; the settings are --{', --'.join(SETTINGS)}")
         kind = type(SETTINGS[name])
-        if kind is bool and text.lower() not in ('true', 'false'):
-            die(f'--{name} takes True or False, not {text!r}')
+        need(kind is not bool or text.lower() in ('true', 'false'), f'--{name} takes True or False')
         try:
             given[name] = text.lower() == 'true' if kind is bool else kind(text)
         except ValueError:
-            die(f'--{name} takes {"a whole number" if kind is int else "a number"}, not {text!r}')
+            need(False, f'--{name} takes {"a whole number" if kind is int else "a number"}: {text!r}')
     globals().update({k: v for k, v in dict(SETTINGS, **given).items() if k != 'explain'})
     check_settings()
     return given
 
-def check_settings(where=''):  # dies at the first impossible setting
-    rules = [
-        (min(n_layer, n_embd, n_head, block_size, batch_size, workers) >= 1,
-         'n_layer, n_embd, n_head, block_size, batch_size and workers must be at least 1'),
-        (n_embd % n_head == 0, f'n_embd={n_embd} must be a multiple of n_head={n_head}'),
-        (min(num_steps, num_samples, eval_docs, seed) >= 0,
-         'num_steps, num_samples, eval_docs and seed cannot be negative'),
-        (0 < learning_rate < math.inf and 0 < eps < math.inf and 0 <= beta1 < 1 and 0 <= beta2 < 1,
-         'learning_rate and eps must be positive numbers, beta1 and beta2 at least 0 and below 1'),
-        (0 <= init_std < math.inf and 0 < temperature < math.inf,
-         'init_std must be >= 0 and temperature > 0, both finite'),
-        (len(prompt) < block_size, f'--prompt must be shorter than block_size={block_size} characters')]
-    for ok, message in rules:
-        if not ok:
-            die(where + message)
+def check_settings(where=''):  # stops at the first impossible setting
+    need(min(n_layer, n_embd, n_head, block_size) >= 1, f'{where}the sizes must be at least 1')
+    need(n_embd % n_head == 0, f'{where}n_embd={n_embd} must be a multiple of n_head={n_head}')
+    need(len(prompt) < block_size, f'{where}--prompt must be shorter than block_size={block_size}')
+    need(min(batch_size, workers) >= 1, 'batch_size and workers must be at least 1')
+    need(min(num_steps, num_samples, eval_docs, seed) >= 0,
+         'num_steps, num_samples, eval_docs and seed cannot be negative')
+    need(all(0 < x < math.inf for x in (learning_rate, eps, temperature)) and
+         0 <= init_std < math.inf and 0 <= beta1 < 1 and 0 <= beta2 < 1,
+         'learning_rate, eps and temperature must be > 0 and init_std >= 0, all finite; '
+         'beta1 and beta2 from 0 to below 1')
 
 # --- files: the training text, and the model as JSON, which is checked as untrusted input --------
 def read_text(path, limit=2**28):  # the text of a UTF-8 file of at most 256 MB
     try:
         with open(path, 'rb') as f:
             raw = f.read(limit + 1)
-        if len(raw) > limit:
-            die(f'input file {path!r} is over {limit >> 20} MB; train on a part of it')
+        need(len(raw) <= limit, f'input file {path!r} is over {limit >> 20} MB; use a part of it')
         return raw.decode('utf-8-sig')  # -sig: drop a byte-order mark
     except UnicodeDecodeError as e:
-        die(f'input file {path!r} is not UTF-8 text (bad byte at offset {e.start}); save it as UTF-8')
+        need(False, f'input file {path!r} is not UTF-8 (bad byte at {e.start}); save it as UTF-8')
     except OSError as e:
-        die(f'cannot read input file {path!r}: {e.strerror}; pass --input_file=PATH')
+        need(False, f'cannot read input file {path!r}: {e.strerror}; pass --input_file=PATH')
 
 def use_model(vocab, weights=None):  # the tables and weights that Part 1 reads: new, or these
     global chars, stoi, BOS, vocab_size, state_dict, params
@@ -379,66 +364,56 @@ def use_model(vocab, weights=None):  # the tables and weights that Part 1 reads:
     params = [p for mat in state_dict.values() for row in mat for p in row]
 
 def save_model(path, dry_run=False):  # beside the target, then renamed: never a half-written file
+    need(not (os.path.exists(path) and os.path.samefile(path, input_file)),
+         f'--save={path} would overwrite the input file; save the model under another name')
     tmp = f'{path}.tmp{os.getpid()}'
     try:
         with open(tmp, 'w', encoding='utf-8') as f:
-            if not dry_run:  # a dry run, before training, checks that it can write there
+            if not dry_run:  # a dry run, before training, only checks that it can write there
                 json.dump({'config': {k: globals()[k] for k in SHAPE}, 'chars': chars,
                            'state_dict': float_weights()}, f)
                 f.flush()
                 os.fsync(f.fileno())
                 os.replace(tmp, path)
     except OSError as e:
-        die(f'cannot save the model to {path!r}: {e.strerror}', 2 if dry_run else 1)
+        need(False, f'cannot save the model to {path!r}: {e.strerror}', 2 if dry_run else 1)
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
 
 def load_model(path, given):  # all of the file is checked before anything is built from it
-    def need(ok, why):
-        if not ok:
-            die(f'model file {path!r} is not a microgpt model ({why}); pass a file written by --save')
+    bad = f'model file {path!r} is not a microgpt model (pass a file made by --save):'
     try:
         with open(path, 'rb') as f:
             blob = json.loads(f.read())
     except (OSError, ValueError, RecursionError, MemoryError) as e:  # unreadable, not JSON, too deep
-        need(False, getattr(e, 'strerror', None) or type(e).__name__)
+        need(False, f'{bad} {getattr(e, "strerror", None) or type(e).__name__}')
     need(type(blob) is dict and set(blob) == {'config', 'chars', 'state_dict'},
-         'it needs exactly the keys config, chars and state_dict')
+         f'{bad} it needs exactly the keys config, chars and state_dict')
     config, vocab, weights = blob['config'], blob['chars'], blob['state_dict']
     need(type(config) is dict and set(config) == set(SHAPE) and
-         all(type(config[k]) is int for k in SHAPE), f'its config must be whole numbers {SHAPE}')
+         all(type(config[k]) is int for k in SHAPE), f'{bad} its config needs whole numbers {SHAPE}')
     need(type(vocab) is list and all(type(c) is str and len(c) == 1 for c in vocab) and
-         len(set(vocab)) == len(vocab), 'its chars must be distinct single characters')
-    for k in SHAPE:
-        if k in given and given[k] != config[k]:
-            die(f'--{k}={given[k]} contradicts {path!r}, which has {k}={config[k]}; leave out --{k}')
+         len(set(vocab)) == len(vocab), f'{bad} its chars must be distinct single characters')
+    for k in set(SHAPE) & set(given):
+        need(given[k] == config[k], f'--{k}={given[k]} contradicts {path!r}: it has {k}={config[k]}')
     globals().update(config, vocab_size=len(vocab) + 1)
     check_settings(f'with the model in {path!r}: ')
-    need(type(weights) is dict and len(weights) == 3 + 6 * n_layer, 'the wrong number of matrices')
-    for name, (rows, cols) in shapes().items():  # as many as the file holds: no more memory
+    need(type(weights) is dict and len(weights) == 3 + 6 * n_layer, f'{bad} not all the matrices')
+    for name, (rows, cols) in shapes().items():  # known to be as many as the file holds
         mat = weights.get(name)
         need(type(mat) is list and len(mat) == rows and all(
-            type(row) is list and len(row) == cols for row in mat), f'{name} is not {rows}x{cols}')
+            type(row) is list and len(row) == cols for row in mat), f'{bad} {name} is not {rows}x{cols}')
         need(all(type(x) is float and math.isfinite(x) for row in mat for x in row),
-             f'{name} holds something other than finite decimal numbers')
+             f'{bad} {name} holds something other than finite decimal numbers')
     use_model(vocab, weights)
 
-# --- progress: a line rewritten in place in a terminal; piped, one every tenth of training --------
-clock = {'start': 0.0, 'shown': 0.0}
-
-def show_progress(text, last=False):  # in a terminal, once the work has taken a second
-    now = time.time()
-    if sys.stdout.isatty() and now - clock['start'] > 1 and (last or now - clock['shown'] > 0.1):
-        print(f'\r{text} ', end='\n' if last else '', flush=True)
-        clock['shown'] = now
-
+# --- training: Part 1's train(), shown; Ctrl-C or SIGTERM stops it between two steps --------------
 def chart(values, width=40):  # a series as one line of bars: ▁ its lowest value, █ its highest
     picks = [values[i * len(values) // width] for i in range(min(width, len(values)))]
     lo, hi = min(picks), max(picks)
     return ''.join('▁▂▃▄▅▆▇█'[int(7 * (x - lo) / (hi - lo or 1))] for x in picks)
 
-# --- training: Part 1's train(), shown; Ctrl-C or SIGTERM stops it between two steps --------------
 def run_training(train_docs):
     global pool
     stop, start, tty, losses, means = [], time.time(), sys.stdout.isatty(), [], []
@@ -448,11 +423,14 @@ def run_training(train_docs):
     if pause_gc:  # Part 2
         gc.disable()
     try:
-        pool = start_workers()
+        if min(workers, batch_size) > 1 and 'fork' not in multiprocessing.get_all_start_methods():
+            print('training in one process: this platform cannot fork worker processes')
+        elif min(workers, batch_size) > 1:  # Part 2: each worker starts as a copy of this process
+            pool = multiprocessing.get_context('fork').Pool(min(workers, batch_size), signal.signal,
+                                                            (signal.SIGTERM, signal.SIG_DFL))
         for step, loss in train(train_docs):
-            if not math.isfinite(loss):
-                die(f'the loss became nan or inf at step {step + 1}; '
-                    f'try a lower --learning_rate (now {learning_rate})', 1)
+            need(math.isfinite(loss), f'the loss became nan or inf at step {step + 1}; '
+                 f'try a lower --learning_rate (now {learning_rate})', 1)
             losses.append(loss)
             means.append(sum(losses[-100:]) / len(losses[-100:]))  # of the last 100 steps
             ms = (time.time() - start) * 1000 / (step + 1)
@@ -465,8 +443,7 @@ def run_training(train_docs):
                 break
     finally:
         if pool:
-            pool.terminate()
-            pool.join()
+            pool.terminate()  # and waits for the workers to end
         pool = None
         for s, handler in handlers.items():
             signal.signal(s, handler)
@@ -475,23 +452,9 @@ def run_training(train_docs):
     if len(means) > 1:
         print(f'loss, mean of the last 100 steps: {means[0]:.2f} {chart(means)} {means[-1]:.2f}')
 
-def start_workers():  # Part 2's worker processes, forked from this one, for one training run
-    import multiprocessing
-    if min(workers, batch_size) < 2 or num_steps == 0:
-        return None
-    if 'fork' not in multiprocessing.get_all_start_methods():
-        print('training in one process: this platform cannot fork worker processes')
-        return None
-    context = multiprocessing.get_context('fork')  # a worker starts with this process's model
-    return context.Pool(min(workers, batch_size), signal.signal, (signal.SIGTERM, signal.SIG_DFL))
-
 # --- explain: an x-ray of the model reading one text ---------------------------------------------
-def explain(text):
-    """Each position's character, the top 5 guesses for the next one, the real next one's
-    probability and loss, and each head's attention over the characters read so far (█ = all).
-    Returns the numbers it prints."""
-    if set(text) - set(chars):
-        die(f'--explain has characters the model does not know; it knows {"".join(chars)[:60]!r}')
+def explain(text):  # per position: guesses, the real next character's loss, each head's attention
+    need(not set(text) - set(chars), f'--explain: the model knows only {"".join(chars)[:60]!r}')
     sd, tokens, rows, plain_softmax = float_weights(), encode(text)[:block_size + 1], [], softmax
     keys, values = [[] for _ in range(n_layer)], [[] for _ in range(n_layer)]
     show = lambda i: '.' if i == BOS else chars[i]
@@ -499,14 +462,12 @@ def explain(text):
     for t in range(len(tokens) - 1):
         heads = []  # inside gpt(), each softmax() is one head's attention, layer by layer
         globals()['softmax'] = lambda logits: heads.append(plain_softmax(logits)) or heads[-1]
-        try:
-            logits = gpt(tokens[t], t, keys, values, sd)
-        finally:
-            globals()['softmax'] = plain_softmax
+        logits = gpt(tokens[t], t, keys, values, sd)
+        globals()['softmax'] = plain_softmax
         probs, loss = softmax(logits), cross_entropy(logits, tokens[t + 1])
         rows.append({'probs': probs, 'loss': loss, 'attention': heads})
         top = sorted(range(vocab_size), key=lambda i: -probs[i])[:5]
-        guesses = '  '.join(f'{show(i)} {probs[i]:4.0%} {"█" * round(probs[i] * 6):6}' for i in top)
+        guesses = '  '.join(f'{show(i)} {probs[i]:4.0%} {"█" * round(6 * probs[i]):6}' for i in top)
         print(f'{t:3d}   {show(tokens[t])}    {show(tokens[t + 1])}  {probs[tokens[t + 1]]:7.4f} '
               f'{loss:6.3f} | {guesses}\n{"reads":>21} ' + ' '.join(map(show, tokens[:t + 1])))
         for h, weights in enumerate(heads):
@@ -518,14 +479,9 @@ def explain(text):
 # --- run: everything, in order --------------------------------------------------------------------
 def main(argv):
     given = configure(argv)
-    if hasattr(sys.stdout, 'reconfigure'):  # a character the console cannot show becomes '?'
-        sys.stdout.reconfigure(errors='replace')
     random.seed(seed)
     train_docs, val_docs = split_docs(read_text(input_file))
-    if not train_docs:
-        die(f'input file {input_file!r} needs at least 2 non-empty lines: to train on, and held out')
-    if save and os.path.exists(save) and os.path.samefile(save, input_file):
-        die(f'--save={save} would overwrite the input file; save the model under another name')
+    need(train_docs, f'input file {input_file!r} needs 2 non-empty lines: to train on, to hold out')
     if save:
         save_model(save, dry_run=True)  # a wrong --save fails now, not after training
     if load:
@@ -533,9 +489,8 @@ def main(argv):
     else:
         use_model(sorted(set(''.join(train_docs + val_docs))))
     unknown = ''.join(sorted(set(prompt + ''.join(train_docs + val_docs)) - set(chars)))
-    if unknown:
-        die(f'the model does not know these characters of --prompt or the input file: '
-            f'{unknown[:20]!r}; it knows {"".join(chars)[:60]!r}')
+    need(not unknown, f'the model does not know these characters of --prompt or the input file: '
+         f'{unknown[:20]!r}; it knows {"".join(chars)[:60]!r}')
     print(f'{len(train_docs)} train docs, {len(val_docs)} held out | vocab {vocab_size} | '
           f'{len(params)} params | fused={fused}')
     too_long = sum(len(doc) >= block_size for doc in train_docs)
@@ -545,30 +500,31 @@ def main(argv):
     if save:
         save_model(save)
         print(f'saved the model to {save}')
-    n, clock['start'] = min(eval_docs, len(val_docs)), time.time()
+    n = min(eval_docs, len(val_docs))
     if n:
         print(f'val loss {evaluate(val_docs[:n]):.4f} | train loss {evaluate(train_docs[:n]):.4f}')
     random.seed(seed)  # so the samples depend only on the weights and the seed
     try:
         samples = [sample() for _ in range(num_samples)]
     except ValueError:  # random.choices() met probabilities that are nan or inf
-        die('the model gives nan or inf probabilities: its weights are broken; train it again', 1)
+        need(False, 'the model gives nan or inf probabilities: its weights are broken', 1)
     for i, text in enumerate(samples):
         print(f'sample {i + 1:2d}: {text}')
-    copies = sum(text in set(train_docs) for text in samples)
+    copies = len([text for text in samples if text in set(train_docs)])
     if samples:
         print(f'{num_samples - copies} of {num_samples} samples are new, {copies} copy a train doc')
     if given.get('explain'):
         explain(given['explain'])
 
-if __name__ == '__main__':  # true in a notebook cell too; there sys.argv is the kernel's, no __file__
+if __name__ == '__main__':  # true in a notebook cell too, where sys.argv is the kernel's: no __file__
     try:
         if '__file__' in globals():  # a script: SIGTERM stops it as Ctrl-C does, cleaning up first
             signal.signal(signal.SIGTERM, signal.default_int_handler)
+            sys.stdout.reconfigure(errors='replace')  # a character the console can't show: '?'
         main(sys.argv[1:] if '__file__' in globals() else [])
     except KeyboardInterrupt:
-        die('interrupted', 130)
+        need(False, 'interrupted', 130)
     except BrokenPipeError:  # piped into `head`: stop quietly
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     except MemoryError:
-        die('out of memory: the model or the data is too big for this machine; make it smaller', 1)
+        need(False, 'out of memory: the model or the data is too big for this machine', 1)
