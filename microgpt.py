@@ -30,7 +30,7 @@ def split_docs(text):
 
 # --- tokenizer: one token per character, plus BOS, which both starts and ends every document ------
 # chars (the vocabulary, in id order), stoi (each one's id), BOS = len(chars) and vocab_size =
-# len(chars) + 1 come from the data, or from a saved model: see use_vocab() in Part 3.
+# len(chars) + 1 come from the data, or from a saved model: see use_model() in Part 3.
 def encode(doc):
     return [BOS] + [stoi[c] for c in doc] + [BOS]
 
@@ -180,8 +180,6 @@ def adam_step(step, m, v, lr):  # m, v: running means of each gradient and of it
 
 # --- training: batches of documents, one Adam update each ----------------------------------------
 def batch_loss(batch):  # the mean loss of some documents (token lists); backward() fills p.grad
-    if pool:  # Part 2
-        return parallel_batch_loss(batch)
     doc_means = [sum(losses) / len(losses) for losses in map(doc_losses, batch)]  # over positions
     loss = sum(doc_means) / len(doc_means)
     loss.backward()
@@ -191,7 +189,8 @@ def train(train_docs):  # yields (step, loss) after each update, for Part 3 to s
     m, v = [0.0] * len(params), [0.0] * len(params)
     for step in range(num_steps):
         docs = [train_docs[(step * batch_size + j) % len(train_docs)] for j in range(batch_size)]
-        loss = batch_loss([window(encode(doc)) for doc in docs])
+        batch = [window(encode(doc)) for doc in docs]
+        loss = parallel_batch_loss(batch) if pool else batch_loss(batch)  # Part 2: workers
         adam_step(step, m, v, learning_rate * (1 - step / num_steps))  # decays linearly to 0
         yield step, loss
 
@@ -230,7 +229,7 @@ no_grad = True            # evaluate and sample on plain floats, with no graph
 prefix_cache = True       # evaluation reuses the work of a shared prefix
 pause_gc = True           # Python's cyclic garbage collector rests during training
 workers = os.cpu_count() or 1  # processes that share each batch (at most batch_size are used)
-pool = None               # the worker processes of a run with batch_size and workers > 1
+pool = None               # pipes to the other worker processes, in a run with workers > 1
 
 # --- fused nodes (~ tensor kernels): one node for a whole dot product, softmax output or loss ---
 # A step makes ~2,900 nodes instead of ~53,000. On floats (no graph) the same loops run at C speed.
@@ -266,14 +265,13 @@ def evaluate_floats(docs):  # in sorted order, a document starts as the one befo
     sd, fed, losses, started = float_weights(), [], [], time.time()
     keys, values, logits = [[] for _ in range(n_layer)], [[] for _ in range(n_layer)], []
     for done, doc in enumerate(sorted(docs) if prefix_cache else docs):
-        tokens = encode(doc)
-        n = min(block_size, len(tokens) - 1)
-        shared = len(os.path.commonprefix([tokens[:n], fed])) if prefix_cache else 0  # any lists
+        tokens = encode(doc)[:block_size + 1]  # as in doc_losses(): the first block_size predictions
+        shared = len(os.path.commonprefix([tokens[:-1], fed])) if prefix_cache else 0  # any lists
         for cache in keys + values + [logits]:  # keep the keys, values and logits of the shared start
             del cache[shared:]
-        logits += [gpt(tokens[t], t, keys, values, sd) for t in range(shared, n)]
-        losses += [cross_entropy(logits[t], tokens[t + 1]) for t in range(n)]
-        fed = tokens[:n]
+        logits += [gpt(tokens[t], t, keys, values, sd) for t in range(shared, len(tokens) - 1)]
+        losses += [cross_entropy(logits[t], tokens[t + 1]) for t in range(len(tokens) - 1)]
+        fed = tokens[:-1]
         if sys.stdout.isatty() and time.time() - started > 1:  # progress, once it takes a second
             last = done + 1 == len(docs)
             print(f'\revaluating {done + 1} / {len(docs)} docs', end='\n' if last else '', flush=True)
@@ -283,19 +281,26 @@ def evaluate_floats(docs):  # in sorted order, a document starts as the one befo
 # The graph has no reference cycles, so the collector frees none of it, yet rescans it as it grows.
 
 # --- data parallelism (~ multi-GPU training): worker processes share each batch -----------------
-def share_grads(weights, batch):  # in a worker: the mean loss and gradient of its share of a batch
+def share_grads(weights, batch):  # the summed loss and gradient of a share of a batch
     for p, w in zip(params, weights):
         p.data, p.grad = w, 0.0
-    return batch_loss(batch), [p.grad for p in params]
+    loss = batch_loss(batch)
+    return loss * len(batch), [p.grad * len(batch) for p in params]
 
-def parallel_batch_loss(batch):  # Weights and gradients travel as plain lists of floats
-    n = min(workers, len(batch))
-    shares = [batch[i::n] for i in range(n)]
-    weights = [p.data for p in params]
-    results = pool.starmap(share_grads, [(weights, share) for share in shares])
-    for p, *grads in zip(params, *[grads for _, grads in results]):
-        p.grad = sum(len(share) * g for share, g in zip(shares, grads)) / len(batch)
-    return sum(len(share) * loss for share, (loss, _) in zip(shares, results)) / len(batch)
+def serve_grads(conn):  # a worker process: shares in, their gradients out, until it is stopped
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    while True:
+        conn.send(share_grads(*conn.recv()))
+
+def parallel_batch_loss(batch):  # this process and each worker take a share; plain floats travel
+    n, weights = len(pool) + 1, [p.data for p in params]
+    batch = sorted(batch, key=len)  # then dealt out in turn: shares of about the same work
+    for i, conn in enumerate(pool):
+        conn.send((weights, batch[i + 1::n]))
+    results = [share_grads(weights, batch[::n])] + [conn.recv() for conn in pool]
+    for p, grad in zip(params, map(sum, zip(*[grads for _, grads in results]))):
+        p.grad = grad / len(batch)
+    return sum(loss for loss, _ in results) / len(batch)
 
 # ==================================== Part 3: running it ==========================================
 
@@ -416,7 +421,7 @@ def chart(values, width=40):  # a series as one line of bars: ▁ its lowest val
 
 def run_training(train_docs):
     global pool
-    stop, start, tty, losses, means = [], time.time(), sys.stdout.isatty(), [], []
+    stop, start, tty, losses, means, procs = [], time.time(), sys.stdout.isatty(), [], [], []
     handlers = {s: signal.signal(s, lambda signum, frame: stop.append(signum))
                 for s in (signal.SIGINT, signal.SIGTERM)}
     collector_was_on = gc.isenabled()
@@ -426,8 +431,12 @@ def run_training(train_docs):
         if min(workers, batch_size) > 1 and 'fork' not in multiprocessing.get_all_start_methods():
             print('training in one process: this platform cannot fork worker processes')
         elif min(workers, batch_size) > 1:  # Part 2: each worker starts as a copy of this process
-            pool = multiprocessing.get_context('fork').Pool(min(workers, batch_size), signal.signal,
-                                                            (signal.SIGTERM, signal.SIG_DFL))
+            pipes = [multiprocessing.Pipe() for _ in range(min(workers, batch_size) - 1)]
+            fork = multiprocessing.get_context('fork').Process
+            procs = [fork(target=serve_grads, args=(end,), daemon=True) for _, end in pipes]
+            for proc in procs:
+                proc.start()
+            pool = [end for end, _ in pipes]
         for step, loss in train(train_docs):
             need(math.isfinite(loss), f'the loss became nan or inf at step {step + 1}; '
                  f'try a lower --learning_rate (now {learning_rate})', 1)
@@ -442,8 +451,9 @@ def run_training(train_docs):
                 print(f'stopped by {signal.Signals(stop[0]).name} at step {step + 1}')
                 break
     finally:
-        if pool:
-            pool.terminate()  # and waits for the workers to end
+        for proc in procs:
+            proc.terminate()
+            proc.join()
         pool = None
         for s, handler in handlers.items():
             signal.signal(s, handler)
