@@ -369,8 +369,8 @@ def use_model(vocab, weights=None):  # the tables and weights that Part 1 reads:
     params = [p for mat in state_dict.values() for row in mat for p in row]
 
 def save_model(path, dry_run=False):  # beside the target, then renamed: never a half-written file
-    need(not (os.path.exists(path) and os.path.samefile(path, input_file)),
-         f'--save={path} would overwrite the input file; save the model under another name')
+    need(not os.path.isdir(path) and not (os.path.exists(path) and os.path.samefile(path, input_file)),
+         f'--save={path} is a folder or the input file; save the model under another name')
     tmp = f'{path}.tmp{os.getpid()}'
     try:
         with open(tmp, 'w', encoding='utf-8') as f:
@@ -415,7 +415,7 @@ def load_model(path, given):  # all of the file is checked before anything is bu
 
 # --- training: Part 1's train(), shown; Ctrl-C or SIGTERM stops it between two steps --------------
 def chart(values, width=40):  # a series as one line of bars: ▁ its lowest value, █ its highest
-    picks = [values[i * len(values) // width] for i in range(min(width, len(values)))]
+    picks = [values[i * len(values) // min(width, len(values))] for i in range(min(width, len(values)))]
     lo, hi = min(picks), max(picks)
     return ''.join('▁▂▃▄▅▆▇█'[int(7 * (x - lo) / (hi - lo or 1))] for x in picks)
 
@@ -448,7 +448,7 @@ def run_training(train_docs):
                       f'{ms:.1f} ms/step | eta {ms * (num_steps - step - 1) / 1000:.0f}s ',
                       end='\r' if tty and step + 1 < num_steps and not stop else '\n', flush=True)
             if stop:
-                print(f'stopped by {signal.Signals(stop[0]).name} at step {step + 1}')
+                print(f'stopped by {"Ctrl-C" if stop[0] == signal.SIGINT else "SIGTERM"} at step {step + 1}')
                 break
     finally:
         for proc in procs:
@@ -477,7 +477,7 @@ def explain(text):  # per position: guesses, the real next character's loss, eac
         probs, loss = softmax(logits), cross_entropy(logits, tokens[t + 1])
         rows.append({'probs': probs, 'loss': loss, 'attention': heads})
         top = sorted(range(vocab_size), key=lambda i: -probs[i])[:5]
-        guesses = '  '.join(f'{show(i)} {probs[i]:4.0%} {"█" * round(6 * probs[i]):6}' for i in top)
+        guesses = '  '.join(f'{show(i)} {probs[i]:4.0%} {"█" * round(5 * probs[i]):5}' for i in top)
         print(f'{t:3d}   {show(tokens[t])}    {show(tokens[t + 1])}  {probs[tokens[t + 1]]:7.4f} '
               f'{loss:6.3f} | {guesses}\n{"reads":>21} ' + ' '.join(map(show, tokens[:t + 1])))
         for h, weights in enumerate(heads):
@@ -505,7 +505,7 @@ def main(argv):
           f'{len(params)} params | fused={fused}')
     too_long = sum(len(doc) >= block_size for doc in train_docs)
     if too_long:
-        print(f'{too_long} train docs are longer than the context: each step reads a random window')
+        print(f'{too_long} train docs are longer than the context: training reads a random window of each')
     run_training(train_docs)
     if save:
         save_model(save)

@@ -5,7 +5,7 @@ central finite differences, a closed form, published numbers, or a second comput
 
 Each oracle check prints its max difference next to its named tolerance.
 """
-import contextlib, io, json, math, os, random, re, subprocess, sys, tempfile, unittest
+import contextlib, gc, io, json, math, multiprocessing, os, random, re, subprocess, sys, tempfile, unittest
 from unittest import mock
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -20,6 +20,11 @@ WORDS = ['emma', 'olivia', 'ava', 'isabella', 'sophia', 'mia', 'amelia', 'harper
          'emily', 'ella', 'elizabeth', 'camila', 'luna', 'sofia', 'avery', 'mila', 'aria', 'scarlett']
 
 
+def slurp(path, mode='rb'):
+    with open(path, mode) as f:
+        return f.read()
+
+
 def report(name, diff, tol):
     print(f'  {name}: max diff {diff:.2e} (tolerance {tol:.0e})')
     return diff
@@ -27,9 +32,8 @@ def report(name, diff, tol):
 
 def tiny_model(*argv, vocab='abcdefghijklmnopqrstuvwxyz', seed=0):
     m.configure(TINY + list(argv))
-    m.use_vocab(sorted(set(vocab)))
     random.seed(seed)
-    m.init_model()
+    m.use_model(sorted(set(vocab)))
 
 
 def empty_cache():
@@ -39,7 +43,7 @@ def empty_cache():
 
 def doc_loss(tokens, sd=None):
     losses = m.doc_losses(tokens, sd)
-    return m.vsum(losses) * (1 / len(losses))
+    return sum(losses) / len(losses)
 
 
 def grads(tokens, fused):
@@ -119,7 +123,7 @@ class ValueOps(unittest.TestCase):
             worst = {}
             for n in (1, 2, 5, 17):
                 pts = [[rng.uniform(-2, 2) for _ in range(2 * n)] for _ in range(10)]
-                checks = [('vsum', lambda *x: m.vsum(list(x)), n), ('dot', lambda *x: m.dot(list(x[:n]), list(x[n:])), 2 * n)]
+                checks = [('dot', lambda *x: m.dot(list(x[:n]), list(x[n:])), 2 * n)]
                 for i in range(n):  # every softmax output, and the loss for every target
                     checks.append(('softmax', lambda *x, i=i: m.softmax(list(x))[i], n))
                     checks.append(('cross_entropy', lambda *x, i=i: m.cross_entropy(list(x), i), n))
@@ -404,10 +408,10 @@ class TrainingWorks(unittest.TestCase):
         tiny_model(vocab=''.join(WORDS))
         m.configure(TINY + ['--num_steps=300', '--learning_rate=0.02'])
         docs = WORDS * 15
-        before = m.evaluate(WORDS, m.float_weights())
-        with contextlib.redirect_stdout(io.StringIO()):
-            m.train(docs)
-        after = m.evaluate(WORDS, m.float_weights())
+        before = m.evaluate(WORDS)
+        for _ in m.train(docs):
+            pass
+        after = m.evaluate(WORDS)
         print(f'  loss on the training words: {before:.3f} before, {after:.3f} after 300 steps')
         self.assertLess(after, before - 1.0)
 
@@ -426,7 +430,8 @@ class Tokenizer(unittest.TestCase):
 
     def test_round_trip(self):
         docs = ['hello', 'café', 'straße', 'naïve 🙂 emoji', '漢字かな', 'mixed: ñ€😀']
-        m.use_vocab(sorted(set(''.join(docs))))
+        m.configure(TINY)
+        m.use_model(sorted(set(''.join(docs))))
         for doc in docs:
             ids = m.encode(doc)
             self.assertEqual(m.decode(ids), doc)
@@ -450,17 +455,31 @@ class ShippedData(unittest.TestCase):
 
 
 class Evaluation(unittest.TestCase):
-    """9. The float-only loss equals the mean loss through the Value graph."""
+    """9. Evaluation: the mean loss per predicted token, against an independent computation."""
 
-    def test_float_path_equals_graph_path(self):
-        tiny_model(vocab=''.join(WORDS))
-        floats = m.evaluate(WORDS, m.float_weights())
-        for fused in (True, False):
-            m.fused = fused
-            losses = [l.data for w in WORDS for l in m.doc_losses(m.encode(w))]
-            graph = sum(losses) / len(losses)  # mean per token, not per document
-            report(f'evaluate() vs Value graph, fused={fused}', abs(floats - graph) / graph, SAME_TOL)
-            self.assertAlmostEqual(floats / graph, 1.0, delta=SAME_TOL)
+    def test_evaluate_against_reference_losses(self):
+        """evaluate() is the mean over every prediction of -log softmax(reference logits)[next]: this
+        fixes the number of predictions per document (min(block_size, len + 1)) and the mean per token."""
+        tiny_model('--block_size=6', vocab=''.join(WORDS), seed=4)
+        docs = WORDS[:8] + ['a', 'elizabeth']  # short, and longer than the context: cut at block_size
+        losses = []
+        for doc in docs:
+            tokens = m.encode(doc)[:m.block_size + 1]
+            for t, logits in enumerate(reference_logits(m.float_weights(), tokens[:-1])):
+                losses.append(math.log(sum(math.exp(l) for l in logits)) - logits[tokens[t + 1]])
+        self.assertEqual(len(losses), sum(min(m.block_size, len(doc) + 1) for doc in docs))
+        for prefix_cache, no_grad in ((True, True), (False, True), (False, False)):
+            m.prefix_cache, m.no_grad = prefix_cache, no_grad
+            got = m.evaluate(docs)
+            diff = abs(got - sum(losses) / len(losses))
+            report(f'evaluate() vs reference, prefix_cache={prefix_cache} no_grad={no_grad}', diff, 1e-12)
+            self.assertLessEqual(diff, 1e-12)
+        self.assertEqual(m.tape, [])  # the graph-path evaluation left no graph behind
+
+    def test_doc_losses_count(self):
+        tiny_model()
+        for length in range(0, 12):
+            self.assertEqual(len(m.doc_losses(m.encode('a' * length))), min(m.block_size, length + 1))
 
 
 class Sampling(unittest.TestCase):
@@ -479,17 +498,17 @@ class Sampling(unittest.TestCase):
         tiny_model()
         gpt, fed = self.stub(lambda pos: 'a' if pos < 2 else None if pos == 2 else 'b')
         with mock.patch.object(m, 'gpt', gpt):
-            self.assertEqual(m.sample(None), 'aa')  # BOS at position 2 ends the sample
+            self.assertEqual(m.sample(), 'aa')  # BOS at position 2 ends the sample
         self.assertEqual(fed, [m.BOS, m.stoi['a'], m.stoi['a']])
         gpt, fed = self.stub(lambda pos: 'z')
         with mock.patch.object(m, 'gpt', gpt):
-            self.assertEqual(m.sample(None), 'z' * m.block_size)  # never BOS: cut at the context length
+            self.assertEqual(m.sample(), 'z' * m.block_size)  # never BOS: cut at the context length
 
     def test_prompt_is_fed_then_continued(self):
         tiny_model('--prompt=cab')
         gpt, fed = self.stub(lambda pos: 'e' if pos < 5 else None)
         with mock.patch.object(m, 'gpt', gpt):
-            self.assertEqual(m.sample(None), 'cabee')
+            self.assertEqual(m.sample(), 'cabee')
         self.assertEqual(fed, m.encode('cabee')[:-1])  # BOS, the prompt, then its own choices
 
     def test_temperature_reshapes_the_distribution(self):
@@ -503,7 +522,7 @@ class Sampling(unittest.TestCase):
             random.seed(1)
             n = 4000
             with mock.patch.object(m, 'gpt', gpt):
-                share = sum(m.sample(None) == 'b' for _ in range(n)) / n
+                share = sum(m.sample() == 'b' for _ in range(n)) / n
             sigma = math.sqrt(p_b * (1 - p_b) / n)
             report(f'share of b at temperature {temperature} vs {p_b:.3f} (in sigmas)', abs(share - p_b) / sigma, 4)
             self.assertLess(abs(share - p_b), 4 * sigma)
@@ -540,7 +559,7 @@ class CommandLine(unittest.TestCase):
         v = len(set(''.join(WORDS))) + 1
         n, L, b = 12, 2, 10
         self.assertIn(f'| {v * n * 2 + b * n + L * 12 * n * n} params | fused=False', out)  # wte+lm_head, wpe, blocks
-        self.assertIn('step     3 / 3', out)
+        self.assertIn('step     3 / 3 |', out)
         self.assertEqual(len(re.findall(r'^sample +\d+: ', out, re.M)), 4)
 
     def test_bad_settings_exit_2(self):
@@ -550,6 +569,11 @@ class CommandLine(unittest.TestCase):
         self.assert_clear_error([f, '--n_embd=eight'], 2, '--n_embd', 'whole number')
         self.assert_clear_error([f, '--learning_rate=fast'], 2, '--learning_rate', 'number')
         self.assert_clear_error([f, '--fused=maybe'], 2, '--fused', 'True or False')
+        self.assert_clear_error([f, '--seed=-1'], 2, 'seed', 'negative')
+        self.assert_clear_error([f, '--batch_size=0'], 2, 'batch_size', 'at least 1')
+        self.assert_clear_error([f, '--workers=0'], 2, 'workers', 'at least 1')
+        self.assert_clear_error([f, '--workers=-2'], 2, 'workers', 'at least 1')
+        self.assert_clear_error([f, '--temperature=inf'], 2, 'temperature')
         self.assert_clear_error([f, '--n_embd=10', '--n_head=4'], 2, 'multiple of n_head')
         self.assert_clear_error([f, '--n_layer=0'], 2, 'at least 1')
         self.assert_clear_error([f, '--n_head=0'], 2, 'at least 1')  # not a division by zero
@@ -559,11 +583,15 @@ class CommandLine(unittest.TestCase):
         self.assert_clear_error([f, '--temperature=0'], 2, 'temperature')
         self.assert_clear_error([f, '--num_steps=-5'], 2, 'negative')
         self.assert_clear_error([f, '--prompt=abcdefghijklmnopq'], 2, 'block_size')
-        self.assert_clear_error([f, '--save=no/such/folder/m.json'], 2, 'folder does not exist')
+        self.assert_clear_error([f, '--save=no/such/folder/m.json'], 2, 'cannot save', 'No such file')
+        self.assert_clear_error([f, f'--save={self.d}'], 2, 'is a folder or the input file')
+        self.assert_clear_error([f, f'--save={self.file}'], 2, 'is a folder or the input file')
+        self.assert_clear_error([f, '--save=/proc/m.json'], 2, 'cannot save')  # not writable, even as root
+        with open(self.file) as fh: self.assertEqual(fh.read(), '\n'.join(WORDS))  # left as it was
 
     def test_bad_input_files(self):
         missing = os.path.join(self.d, 'missing.txt')
-        self.assert_clear_error([f'--input_file={missing}'], 2, 'missing.txt', 'not found')
+        self.assert_clear_error([f'--input_file={missing}'], 2, 'missing.txt', 'No such file')
         for name, content in (('empty.txt', b''), ('blank.txt', b'\n   \n\t\n'), ('one.txt', b'onlyone\n'),
                               ('latin1.txt', 'caf\u00e9\nna\u00efve\n'.encode('latin-1'))):
             path = os.path.join(self.d, name)
@@ -591,7 +619,8 @@ class CommandLine(unittest.TestCase):
         p.send_signal(signal.SIGINT)
         out, err = p.communicate(timeout=120)
         self.assertEqual(p.returncode, 0, err)
-        self.assertRegex(out, r'stopped by Ctrl-C at step \d+\nval loss [\d.]+ \| train loss [\d.]+\nsample  1: .*\nsample  2: ')
+        self.assertRegex(out, r'stopped by Ctrl-C at step \d+\nloss, mean of the last 100 steps: .*\n'
+                              r'val loss [\d.]+ \| train loss [\d.]+\nsample  1: .*\nsample  2: ')
 
     def test_output_piped_into_head_stops_quietly(self):
         p = subprocess.Popen([sys.executable, os.path.join(ROOT, 'microgpt.py'), f'--input_file={self.file}', '--num_steps=0',
@@ -615,7 +644,7 @@ class Notebook(unittest.TestCase):
     """11. Pasting the whole file into a notebook cell: the kernel's sys.argv, no __file__."""
 
     def test_exec_in_fresh_namespace(self):
-        src = open(os.path.join(ROOT, 'microgpt.py'), encoding='utf-8').read()
+        src = slurp(os.path.join(ROOT, 'microgpt.py'), 'r')
         for old, new in (('num_steps = 1000 ', 'num_steps = 20 '), ('num_samples = 20 ', 'num_samples = 3 '),
                          ('eval_docs = 5000 ', 'eval_docs = 50 ')):
             self.assertIn(old, src)
@@ -661,10 +690,10 @@ class SaveLoadPrompt(unittest.TestCase):
         with contextlib.redirect_stdout(io.StringIO()): m.save_model(self.model)
         logits_before = all_logits('sophia')
         tiny_model(vocab='xyz', seed=99)  # something else entirely, to be overwritten by the load
-        m.load_model(self.model, set())
+        m.load_model(self.model, {})
         self.assertEqual(m.float_weights(), before)
         self.assertEqual(all_logits('sophia'), logits_before)
-        self.assertEqual(json.load(open(self.model))['config'], {'n_layer': 2, 'n_embd': 8, 'n_head': 2, 'block_size': 8})
+        self.assertEqual(json.loads(slurp(self.model))['config'], {'n_layer': 2, 'n_embd': 8, 'n_head': 2, 'block_size': 8})
 
         trained = self.train_and_save('--num_samples=8')
         rc, loaded, err = run(f'--input_file={self.file}', f'--load={self.model}', '--num_steps=0', '--num_samples=8', cwd=self.d)
@@ -686,7 +715,7 @@ class SaveLoadPrompt(unittest.TestCase):
 
     def test_bad_model_files(self):
         self.train_and_save()
-        good = json.load(open(self.model))
+        good = json.loads(slurp(self.model))
         bad = {'missing': None, 'not json': '{"config": ', 'a list': [1, 2],
                'no weights': {k: v for k, v in good.items() if k != 'state_dict'},
                'wrong shape': dict(good, state_dict=dict(good['state_dict'], wte=good['state_dict']['wte'][:-1])),
@@ -721,15 +750,469 @@ class SaveLoadPrompt(unittest.TestCase):
     def test_interrupted_save_keeps_the_old_file(self):
         tiny_model(vocab=''.join(WORDS))
         with contextlib.redirect_stdout(io.StringIO()): m.save_model(self.model)
-        old = open(self.model, 'rb').read()
+        old = slurp(self.model)
         for p in m.params: p.data += 1.0
         for failure in (OSError(28, 'No space left on device'), KeyboardInterrupt()):  # disk full, Ctrl-C
             with mock.patch('os.fsync', side_effect=failure), contextlib.redirect_stderr(io.StringIO()) as err:
                 with self.assertRaises(SystemExit if isinstance(failure, OSError) else KeyboardInterrupt):
                     m.save_model(self.model)
-            self.assertEqual(open(self.model, 'rb').read(), old)  # the old model, whole
+            self.assertEqual(slurp(self.model), old)  # the old model, whole
             self.assertEqual(sorted(os.listdir(self.d)), ['model.json', 'words.txt'])  # no temporary file left
             if isinstance(failure, OSError): self.assertIn('No space left on device', err.getvalue())
+
+
+
+def quiet(f, *args):
+    """Call f with stdout captured; return (result, output)."""
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        result = f(*args)
+    return result, out.getvalue()
+
+
+def adam_spy(record):
+    """A stand-in for adam_step that records (lr, gradients, gc on?, workers) and then steps."""
+    real = m.adam_step
+    def spy(step, mm, vv, lr):
+        record.append((lr, [p.grad for p in m.params], gc.isenabled(), len(m.pool or [])))
+        real(step, mm, vv, lr)
+    return mock.patch.object(m, 'adam_step', spy)
+
+
+class ClosedFormModel(unittest.TestCase):
+    """A second, independent line of defence for the forward pass: weights chosen so that the model's
+    output has a closed form. q = k = 0 makes attention a plain average of the values so far;
+    v = o = identity; the MLP computes relu(-x). Then, at position t,
+        x0 = rms(wte[tok_t] + wpe[t]),  x1 = x0 + mean over s <= t of rms(x0_s),  x2 = x1 + relu(-rms(x1)),
+    and the logits are lm_head @ x2."""
+
+    def test_logits_have_the_closed_form(self):
+        tiny_model('--n_layer=1', '--n_embd=4', '--n_head=2', '--block_size=5', vocab='abc', seed=21)
+        eye = lambda n: [[float(i == j) for j in range(n)] for i in range(n)]
+        zeros = lambda r, c: [[0.0] * c for _ in range(r)]
+        sd = m.float_weights()
+        sd.update({'layer0.attn_wq': zeros(4, 4), 'layer0.attn_wk': zeros(4, 4), 'layer0.attn_wv': eye(4),
+                   'layer0.attn_wo': eye(4), 'layer0.mlp_fc1': [[-v for v in r] for r in eye(4)] + zeros(12, 4),
+                   'layer0.mlp_fc2': [r + [0.0] * 12 for r in eye(4)]})
+        rms = lambda x: [v / math.sqrt(sum(u * u for u in x) / len(x) + 1e-5) for v in x]
+        tokens = m.encode('abca')[:-1]
+        x0 = [rms([a + b for a, b in zip(sd['wte'][tok], sd['wpe'][t])]) for t, tok in enumerate(tokens)]
+        worst = 0.0
+        for fused in (True, False):
+            m.fused = fused
+            keys, values = empty_cache()
+            for t, tok in enumerate(tokens):
+                avg = [sum(rms(x0[s])[i] for s in range(t + 1)) / (t + 1) for i in range(4)]
+                x1 = [a + b for a, b in zip(x0[t], avg)]
+                x2 = [a + max(0.0, -b) for a, b in zip(x1, rms(x1))]
+                expected = [sum(w * x for w, x in zip(row, x2)) for row in sd['lm_head']]
+                got = m.gpt(tok, t, keys, values, sd)
+                worst = max(worst, max(abs(a - b) for a, b in zip(got, expected)))
+        report('gpt() vs closed form (uniform attention, relu(-x) MLP)', worst, 1e-12)
+        self.assertLessEqual(worst, 1e-12)
+        self.assertNotEqual(sd['lm_head'], sd['wte'])  # so that a tied output layer would show
+
+
+class TrainingSchedule(unittest.TestCase):
+    """Issue 9's missing tests: the learning-rate schedule, the step loss, the split, hash seeds."""
+
+    def test_learning_rate_decays_linearly(self):
+        tiny_model('--num_steps=10', '--learning_rate=0.02')
+        record = []
+        with adam_spy(record):
+            for _ in m.train(WORDS):
+                pass
+        lrs = [r[0] for r in record]
+        self.assertEqual(len(lrs), 10)
+        self.assertAlmostEqual(lrs[0], 0.02, delta=1e-15)          # step 1: the full rate
+        self.assertAlmostEqual(lrs[5], 0.02 * (1 - 5 / 10), delta=1e-15)  # halfway: half of it
+        self.assertAlmostEqual(lrs[-1], 0.02 / 10, delta=1e-15)    # last step: one step's worth above 0
+
+    def test_printed_step_loss_is_the_mean_over_positions(self):
+        tiny_model('--num_steps=1', vocab=''.join(WORDS), seed=5)
+        tokens = m.encode('sophia')  # short enough to be read whole
+        logits = reference_logits(m.float_weights(), tokens[:-1])
+        per_position = [math.log(sum(math.exp(l) for l in lg)) - lg[tokens[t + 1]] for t, lg in enumerate(logits)]
+        _, out = quiet(m.run_training, ['sophia'])
+        printed = float(re.search(r'\| loss ([\d.]+) \|', out).group(1))
+        self.assertEqual(f'{printed:.4f}', f'{sum(per_position) / len(per_position):.4f}')
+        self.assertNotEqual(f'{printed:.4f}', f'{sum(per_position):.4f}')
+
+    def test_batch_size_1_is_one_document_per_step(self):
+        """train() with batch_size=1 against the textbook loop written here: identical weights."""
+        docs = ['emma', 'olivia', 'ava', 'sophia', 'mia', 'amelia']  # each fits in the context
+        tiny_model('--num_steps=6', vocab=''.join(WORDS), seed=6)
+        for _ in m.train(docs):
+            pass
+        trained = m.float_weights()
+        tiny_model('--num_steps=6', vocab=''.join(WORDS), seed=6)
+        mm, vv = [0.0] * len(m.params), [0.0] * len(m.params)
+        for step, doc in enumerate(docs):
+            losses = m.doc_losses(m.encode(doc))
+            (sum(losses) / len(losses)).backward()
+            m.adam_step(step, mm, vv, m.learning_rate * (1 - step / 6))
+        self.assertEqual(m.float_weights(), trained)
+
+    def test_batch_gradient_is_the_mean_of_the_documents_gradients(self):
+        tiny_model(vocab=''.join(WORDS), seed=7)
+        batch = [m.encode(w) for w in WORDS[:5]]
+        singles = []
+        for tokens in batch:
+            for p in m.params: p.grad = 0.0
+            m.batch_loss([tokens])
+            singles.append([p.grad for p in m.params])
+        for p in m.params: p.grad = 0.0
+        m.batch_loss(batch)
+        mean = [sum(g) / len(batch) for g in zip(*singles)]
+        scale = max(abs(g) for g in mean)
+        diff = max(abs(p.grad - g) / max(abs(g), 1e-6 * scale) for p, g in zip(m.params, mean))
+        report('batch gradient vs mean of single-document gradients (relative)', diff, 1e-12)
+        self.assertLessEqual(diff, 1e-12)
+
+    def test_split_is_shuffled_disjoint_and_seeded(self):
+        docs = [f'doc{i}' for i in range(200)]
+        random.seed(1)
+        train, val = m.split_docs('\n'.join(docs) + '\n\n  \n')
+        self.assertEqual(len(val), 20)  # 10% held out
+        self.assertEqual(sorted(train + val), sorted(docs))  # every document once: disjoint, complete
+        self.assertNotEqual(train + val, docs)  # shuffled
+        random.seed(1)
+        self.assertEqual(m.split_docs('\n'.join(docs)), (train, val))
+        random.seed(2)
+        self.assertNotEqual(m.split_docs('\n'.join(docs))[1], val)
+
+    def test_val_loss_scores_the_held_out_documents(self):
+        with tempfile.TemporaryDirectory() as d:
+            path = os.path.join(d, 'words.txt')
+            with open(path, 'w') as f: f.write('\n'.join(WORDS * 3))
+            seen = []
+            real = m.evaluate
+            with mock.patch.object(m, 'evaluate', lambda docs: seen.append(list(docs)) or real(docs)):
+                quiet(m.main, [f'--input_file={path}', '--num_steps=3', '--num_samples=0', *TINY])
+        random.seed(m.seed)
+        train, val = m.split_docs('\n'.join(WORDS * 3))
+        self.assertEqual(seen, [val, train[:len(val)]])  # val loss on the held-out part, train loss on train
+
+    def test_vocabulary_does_not_depend_on_hash_seeds(self):
+        with tempfile.TemporaryDirectory() as d:
+            path = os.path.join(d, 'words.txt')
+            with open(path, 'w', encoding='utf-8') as f: f.write('\n'.join(WORDS + ['zoë', 'øre', 'ñu']))
+            outs = []
+            for hash_seed in ('1', '2', '3'):
+                model = os.path.join(d, f'm{hash_seed}.json')
+                r = subprocess.run([sys.executable, os.path.join(ROOT, 'microgpt.py'), f'--input_file={path}',
+                                    '--num_steps=2', '--num_samples=5', f'--save={model}', *TINY], cwd=d,
+                                   capture_output=True, text=True, timeout=120, env=dict(os.environ, PYTHONHASHSEED=hash_seed))
+                self.assertEqual(r.returncode, 0, r.stderr)
+                with open(model) as f: outs.append((json.load(f)['chars'], re.findall('sample.*', r.stdout)))
+            self.assertEqual(outs[0], outs[1])
+            self.assertEqual(outs[0], outs[2])
+
+
+class Switches(unittest.TestCase):
+    """Part 2: each switch changes only the speed."""
+
+    def test_prefix_cache_is_exact(self):
+        tiny_model(vocab='abcdefghijklmnopqrstuvwxyz', seed=8)
+        with open(os.path.join(ROOT, 'input.txt')) as f:
+            docs = f.read().split('\n')[:400]
+        results = {}
+        for cache in (True, False):
+            m.prefix_cache = cache
+            results[cache] = m.evaluate(docs)
+        print(f'  evaluate() with and without prefix caching: {results[True]!r} and {results[False]!r}')
+        self.assertEqual(results[True], results[False])  # to the last bit
+
+    def test_pause_gc_changes_nothing_and_restores_the_collector(self):
+        weights = {}
+        for pause, was_on in ((True, True), (False, True), (True, False)):
+            tiny_model('--num_steps=5', f'--pause_gc={pause}', vocab=''.join(WORDS), seed=9)
+            record = []
+            gc.enable() if was_on else gc.disable()
+            try:
+                with adam_spy(record):
+                    quiet(m.run_training, WORDS)
+                self.assertEqual(gc.isenabled(), was_on)  # as it was before
+            finally:
+                gc.enable()
+            self.assertEqual({r[2] for r in record}, {was_on and not pause})  # during training
+            weights[pause, was_on] = m.float_weights()
+        self.assertEqual(weights[True, True], weights[False, True])
+
+    def test_two_workers_give_the_same_gradients_as_one(self):
+        grads, losses = {}, {}
+        for w in (1, 2, 8):
+            tiny_model('--num_steps=2', '--batch_size=5', f'--workers={w}', vocab=''.join(WORDS), seed=10)
+            record = []
+            with adam_spy(record):
+                _, out = quiet(m.run_training, WORDS)
+            grads[w] = record[-1][1]
+            losses[w] = re.findall(r'\| loss ([\d.]+)', out)
+            self.assertEqual(record[0][3], min(w, 5) - 1)  # pipes to the other workers: at most one a document
+            self.assertEqual(m.pool, None)
+            self.assertEqual(multiprocessing.active_children(), [])  # every worker has ended
+        scale = max(abs(g) for g in grads[1])
+        for w in (2, 8):
+            diff = max(abs(a - b) / max(abs(a), 1e-6 * scale) for a, b in zip(grads[1], grads[w]))
+            report(f'gradients with {w} workers vs 1 (relative)', diff, 1e-12)
+            self.assertLessEqual(diff, 1e-12)
+            self.assertEqual(losses[w], losses[1])
+
+    def test_no_fork_falls_back_to_one_process(self):
+        tiny_model('--num_steps=2', '--batch_size=4', '--workers=4', vocab=''.join(WORDS))
+        record = []
+        with mock.patch('multiprocessing.get_all_start_methods', return_value=['spawn']), adam_spy(record):
+            _, out = quiet(m.run_training, WORDS)
+        self.assertIn('training in one process', out)
+        self.assertEqual([r[3] for r in record], [0, 0])
+
+
+class Explain(unittest.TestCase):
+    """Issue 10: the x-ray shows the numbers gpt() computes; the loss chart; new names vs copies."""
+
+    def test_explain_shows_what_gpt_computes(self):
+        tiny_model(vocab=''.join(WORDS), seed=12)
+        rows, out = quiet(m.explain, 'emma')
+        tokens = m.encode('emma')
+        sd = m.float_weights()
+        d = m.n_embd // m.n_head
+        norm = lambda x: [v / math.sqrt(sum(u * u for u in x) / len(x) + 1e-5) for v in x]
+        matvec = lambda W, x: [sum(w * v for w, v in zip(row, x)) for row in W]
+        x = [norm([a + b for a, b in zip(sd['wte'][tok], sd['wpe'][t])]) for t, tok in enumerate(tokens[:-1])]
+        worst = 0.0
+        for t, row in enumerate(rows):
+            logits = reference_logits(sd, tokens[:t + 1])[t]
+            p = [math.exp(l) / sum(math.exp(u) for u in logits) for l in logits]
+            worst = max(worst, max(abs(a - b) for a, b in zip(row['probs'], p)))
+            worst = max(worst, abs(row['loss'] + math.log(p[tokens[t + 1]])))
+            q = matvec(sd['layer0.attn_wq'], norm(x[t]))  # layer 0's attention, by hand
+            ks = [matvec(sd['layer0.attn_wk'], norm(x[s])) for s in range(t + 1)]
+            for h in range(m.n_head):
+                scores = [sum(a * b for a, b in zip(q[h * d:h * d + d], k[h * d:h * d + d])) / math.sqrt(d) for k in ks]
+                e = [math.exp(s - max(scores)) for s in scores]
+                worst = max(worst, max(abs(a - b / sum(e)) for a, b in zip(row['attention'][h], e)))
+            self.assertEqual(len(row['attention']), m.n_layer * m.n_head)
+            self.assertIn(f'{p[tokens[t + 1]]:7.4f} {-math.log(p[tokens[t + 1]]):6.3f} |', out)
+        report('explain(): probabilities, loss and attention vs an independent computation', worst, 1e-12)
+        self.assertLessEqual(worst, 1e-12)
+        self.assertEqual(len(rows), 5)  # e, m, m, a and the end
+        self.assertIn(f'mean loss {sum(r["loss"] for r in rows) / 5:.4f} over 5 predictions', out)
+        self.assertLessEqual(max(map(len, out.splitlines())), 100)
+        self.assertIs(m.softmax.__name__, 'softmax')  # put back as it was
+
+    def test_chart(self):
+        ramp = m.chart([float(i) for i in range(40)])
+        self.assertEqual(list(ramp), sorted(ramp))  # rises with the series
+        self.assertEqual(set(ramp), set('▁▂▃▄▅▆▇█'))  # from the lowest bar to the highest
+        self.assertEqual(m.chart([5.0] * 20 + [1.0] * 20), '█' * 20 + '▁' * 20)
+        self.assertEqual(m.chart([1.0, 2.0, 1.5]), '▁█▄')  # 1.5 is halfway: int(7 * 0.5) = 3
+        self.assertEqual(m.chart([2.0] * 7), '▁' * 7)
+        self.assertEqual(len(m.chart([3.0 - i / 1000 for i in range(1000)])), 40)
+
+    def test_running_mean_and_chart_of_a_known_series(self):
+        tiny_model('--num_steps=150')
+        series = [float(i % 7) for i in range(150)]
+        with mock.patch.object(m, 'train', lambda docs: enumerate(series)):
+            _, out = quiet(m.run_training, WORDS)
+        for step, mean in re.findall(r'step +(\d+) / 150 .*\| mean ([\d.]+) \|', out):
+            recent = series[max(0, int(step) - 100):int(step)]
+            self.assertEqual(mean, f'{sum(recent) / len(recent):.4f}')
+        means = [sum(series[max(0, i - 99):i + 1]) / len(series[max(0, i - 99):i + 1]) for i in range(150)]
+        self.assertIn(f'loss, mean of the last 100 steps: {means[0]:.2f} {m.chart(means)} {means[-1]:.2f}', out)
+
+    def test_new_names_and_copies(self):
+        with tempfile.TemporaryDirectory() as d:
+            path = os.path.join(d, 'words.txt')
+            with open(path, 'w') as f: f.write('\n'.join(WORDS * 4))
+            rc, out, err = run(f'--input_file={path}', '--num_steps=300', '--num_samples=40', '--eval_docs=0', cwd=d)
+        self.assertEqual(rc, 0, err)
+        random.seed(m.seed)
+        train, _ = m.split_docs('\n'.join(WORDS * 4))
+        samples = re.findall(r'^sample +\d+: (.*)$', out, re.M)
+        copies = sum(s in set(train) for s in samples)
+        self.assertGreater(copies, 0)  # a model trained hard on 20 names repeats some of them
+        self.assertIn(f'{40 - copies} of 40 samples are new, {copies} copy a train doc', out)
+
+    def test_evaluation_shows_progress_in_a_terminal_when_slow(self):
+        tiny_model(vocab=''.join(WORDS))
+        clock = iter(range(0, 10000, 2))  # every reading of the clock is 2 s later
+        class Terminal(io.StringIO):
+            def isatty(self): return True
+        out = Terminal()
+        with mock.patch.object(m.time, 'time', lambda: next(clock)), contextlib.redirect_stdout(out):
+            m.evaluate(WORDS[:3])
+        self.assertEqual(out.getvalue(), '\revaluating 1 / 3 docs\revaluating 2 / 3 docs\revaluating 3 / 3 docs\n')
+        _, piped = quiet(m.evaluate, WORDS[:3])
+        self.assertEqual(piped, '')
+
+
+class LongDocuments(unittest.TestCase):
+    """Issue 10: a document longer than the context trains on a random window of it."""
+
+    def test_window(self):
+        tiny_model('--block_size=4')
+        tokens = m.encode('abcdefghij')  # 12 tokens; a window is 5 of them, from offsets 0..7
+        random.seed(3)
+        starts = set()
+        for _ in range(400):
+            w = m.window(tokens)
+            self.assertEqual(len(w), 5)
+            text = ''.join('^' if t == m.BOS else m.chars[t] for t in w)
+            self.assertIn(text, '^abcdefghij^')  # a piece of the document, in order
+            starts.add('^abcdefghij^'.index(text))
+        self.assertEqual(starts, set(range(8)))  # every offset, the end included
+        state = random.getstate()
+        self.assertEqual(m.window(m.encode('abc')), m.encode('abc'))  # fits: as it is, and no draw
+        self.assertEqual(random.getstate(), state)
+
+    def test_long_documents_are_counted(self):
+        with tempfile.TemporaryDirectory() as d:
+            path = os.path.join(d, 'lines.txt')
+            lines = WORDS + ['the quick brown fox jumps', 'over the lazy dog again and again'] * 3
+            with open(path, 'w') as f: f.write('\n'.join(lines))
+            rc, out, err = run(f'--input_file={path}', '--num_steps=20', '--num_samples=2', *TINY, cwd=d)
+        self.assertEqual(rc, 0, err)
+        random.seed(m.seed)
+        train, _ = m.split_docs('\n'.join(lines))
+        self.assertIn(f'{sum(len(t) >= 8 for t in train)} train docs are longer than the context', out)
+
+
+class Hostile(unittest.TestCase):
+    """Issue 9: hostile model files, numbers, signals, consoles and inputs."""
+
+    def setUp(self):
+        self.dir = tempfile.TemporaryDirectory()
+        self.d = self.dir.name
+        self.file = os.path.join(self.d, 'words.txt')
+        with open(self.file, 'w') as f: f.write('\n'.join(WORDS * 3))
+        self.model = os.path.join(self.d, 'model.json')
+        rc, _, err = run(f'--input_file={self.file}', '--num_steps=5', f'--save={self.model}', '--eval_docs=0',
+                         '--num_samples=0', *TINY, cwd=self.d)
+        self.assertEqual(rc, 0, err)
+        with open(self.model) as f: self.good = json.load(f)
+
+    def tearDown(self):
+        self.dir.cleanup()
+
+    def run_model(self, text, *args, code=2):
+        path = os.path.join(self.d, 'bad.json')
+        with open(path, 'w') as f: f.write(text)
+        before = sorted(os.listdir(self.d))
+        rc, out, err = run(f'--input_file={self.file}', f'--load={path}', '--num_steps=0', *args, cwd=self.d, timeout=60)
+        self.assertEqual(rc, code, err)
+        self.assertNotIn('Traceback', err)
+        self.assertEqual(len(err.strip().splitlines()), 1, err)
+        self.assertEqual(sorted(os.listdir(self.d)), before)
+        return err
+
+    def test_hostile_model_files(self):
+        g = self.good
+        sd = g['state_dict']
+        big_row = lambda x: dict(g, state_dict=dict(sd, wpe=[[x] + r[1:] for r in sd['wpe']]))
+        cases = {
+            'a billion wide': json.dumps(dict(g, config=dict(g['config'], n_embd=10 ** 9, n_head=1))),
+            'a billion layers': json.dumps(dict(g, config=dict(g['config'], n_layer=10 ** 9))),
+            'NaN weight': json.dumps(big_row(float('nan'))),
+            'Infinity weight': json.dumps(big_row(float('inf'))),
+            '400-digit weight': json.dumps(big_row(0.5)).replace('[0.5,', '[' + '9' * 400 + ',', 1),
+            'chars as numbers': json.dumps(dict(g, chars=list(range(len(g['chars']))))),
+            'a repeated char': json.dumps(dict(g, chars=g['chars'][:-1] + g['chars'][:1])),
+            'a two-char string': json.dumps(dict(g, chars=['ab'] + g['chars'][1:])),
+            'bool config': json.dumps(dict(g, config=dict(g['config'], n_layer=True))),
+            'an extra key': json.dumps(dict(g, extra=1)),
+            'nested 100,000 deep': '[' * 100000 + ']' * 100000,
+            'not UTF-8': '\udcff',
+        }
+        for name, text in cases.items():
+            with self.subTest(name):
+                if name == 'not UTF-8':
+                    path = os.path.join(self.d, 'bad.json')
+                    with open(path, 'wb') as f: f.write(b'{"config": "\xff"}')
+                    rc, _, err = run(f'--input_file={self.file}', f'--load={path}', cwd=self.d)
+                    self.assertEqual(rc, 2, err)
+                    self.assertNotIn('Traceback', err)
+                    continue
+                err = self.run_model(text)
+                self.assertIn('bad.json', err)
+
+    def test_non_finite_numbers(self):
+        rc, out, err = run(f'--input_file={self.file}', f'--load={self.model}', '--num_steps=0', '--temperature=1e-310', cwd=self.d)
+        self.assertEqual(rc, 0, err)  # nearly greedy, no overflow: scaled after subtracting the max
+        self.assertEqual(len(re.findall('^sample', out, re.M)), 20)
+        sd = self.good['state_dict']  # finite weights whose logits overflow to inf and nan
+        huge = dict(self.good, state_dict=dict(sd, lm_head=[[1.5e308 * (-1) ** i for i in range(8)] for _ in sd['lm_head']]))
+        err = self.run_model(json.dumps(huge), '--eval_docs=0', code=1)
+        self.assertIn('nan or inf', err)
+
+    def test_console_that_cannot_show_the_characters(self):
+        path = os.path.join(self.d, 'cjk.txt')
+        with open(path, 'w', encoding='utf-8') as f: f.write('\n'.join(['王芳', '李娜', '张伟', '刘洋', '陈静'] * 6))
+        r = subprocess.run([sys.executable, os.path.join(ROOT, 'microgpt.py'), f'--input_file={path}', '--num_steps=20',
+                            '--num_samples=3', *TINY], cwd=self.d, capture_output=True, timeout=120,
+                           env=dict(os.environ, PYTHONIOENCODING='cp1252'))
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertNotIn(b'Traceback', r.stderr)
+        self.assertIn(b'sample  1: ?', r.stdout)
+
+    def test_an_endless_input(self):
+        rc, out, err = run('--input_file=/dev/zero', cwd=self.d, timeout=120)
+        self.assertEqual(rc, 2, err)
+        self.assertIn('over 256 MB', err)
+
+    def test_out_of_memory(self):
+        import resource
+        limit = 600 * 2 ** 20
+        r = subprocess.run([sys.executable, os.path.join(ROOT, 'microgpt.py'), f'--input_file={self.file}', '--n_embd=4096'],
+                           cwd=self.d, capture_output=True, text=True, timeout=120,
+                           preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_AS, (limit, limit)))
+        self.assertEqual(r.returncode, 1, r.stderr)
+        self.assertEqual(r.stderr.strip(), 'microgpt: out of memory: the model or the data is too big for this machine')
+
+    def test_sigterm_during_a_save_keeps_the_old_file(self):
+        old = slurp(self.model)
+        script = ('import os, runpy, signal, sys\n'
+                  'os.fsync = lambda fd: os.kill(os.getpid(), signal.SIGTERM)\n'
+                  f'sys.argv = ["microgpt.py", "--input_file={self.file}", "--num_steps=2", "--save={self.model}",'
+                  f' "--n_embd=8", "--n_head=2", "--n_layer=2", "--block_size=8"]\n'
+                  f'runpy.run_path({os.path.join(ROOT, "microgpt.py")!r}, run_name="__main__")\n')
+        r = subprocess.run([sys.executable, '-c', script], cwd=self.d, capture_output=True, text=True, timeout=120)
+        self.assertEqual(r.returncode, 130, r.stderr)
+        self.assertEqual(r.stderr.strip(), 'microgpt: interrupted')
+        self.assertEqual(slurp(self.model), old)
+        self.assertEqual(sorted(os.listdir(self.d)), ['model.json', 'words.txt'])
+
+    def test_sigterm_during_training_stops_it_like_ctrl_c(self):
+        import signal, time
+        p = subprocess.Popen([sys.executable, os.path.join(ROOT, 'microgpt.py'), f'--input_file={self.file}',
+                              '--num_steps=10000000', '--num_samples=2', '--batch_size=4', '--workers=2', *TINY],
+                             cwd=self.d, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        self.assertIn('train docs', p.stdout.readline())
+        time.sleep(1.5)
+        p.send_signal(signal.SIGTERM)
+        out, err = p.communicate(timeout=120)
+        self.assertEqual(p.returncode, 0, err)
+        self.assertRegex(out, r'stopped by SIGTERM at step \d+\n(.*\n)+val loss .*\nsample  1: ')
+        for pid in filter(str.isdigit, os.listdir('/proc')):  # no worker left behind
+            try:
+                with open(f'/proc/{pid}/cmdline', 'rb') as f: self.assertNotIn(self.d.encode(), f.read())
+            except OSError:
+                pass
+
+    def test_ctrl_c_in_the_middle_of_adam_finishes_the_step(self):
+        import signal
+        tiny_model('--num_steps=50', vocab=''.join(WORDS), seed=13)
+        real = m.adam_step
+        def interrupted(step, mm, vv, lr):
+            os.kill(os.getpid(), signal.SIGINT)  # arrives while Adam runs
+            real(step, mm, vv, lr)
+        with mock.patch.object(m, 'adam_step', interrupted):
+            _, out = quiet(m.run_training, WORDS)
+        self.assertIn('stopped by Ctrl-C at step 1', out)
+        after = m.float_weights()
+        tiny_model('--num_steps=50', vocab=''.join(WORDS), seed=13)
+        m.batch_loss([m.encode(WORDS[0])])
+        m.adam_step(0, [0.0] * len(m.params), [0.0] * len(m.params), m.learning_rate)
+        self.assertEqual(after, m.float_weights())  # the whole of step 1, no more, no less
 
 
 if __name__ == '__main__':
