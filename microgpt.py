@@ -29,8 +29,7 @@ def split_docs(text):
     return docs[n_val:], docs[:n_val]            # train_docs, val_docs
 
 # --- tokenizer: one token per character, plus BOS, which both starts and ends every document ------
-# chars (the vocabulary, in id order), stoi (each one's id), BOS = len(chars) and vocab_size =
-# len(chars) + 1 come from the data, or from a saved model: see use_model() in Part 3.
+# chars (in id order), stoi (char -> id), BOS = len(chars), vocab_size: set by Part 3's use_model()
 def encode(doc):
     return [BOS] + [stoi[c] for c in doc] + [BOS]
 
@@ -69,8 +68,8 @@ class Value:
 
     def backward(self):
         """The chain rule: each node passes local_grad * its grad on to each child, so gradients
-        multiply along a path and add up over paths. A node passes its grad on once every node that
-        uses it has: the tape read from its newest end gives that order (see the note in Part 2)."""
+        multiply along a path and add up over paths. A node must have its whole grad before it
+        passes it on, from every node that uses it: the tape read from its newest end does that."""
         self.grad = 1.0
         for v in reversed(tape):
             for child, local_grad in zip(v._children, v._local_grads):
@@ -96,12 +95,12 @@ def init_model():  # -> state_dict: each matrix as rows of random Values
             for name, (rows, cols) in shapes().items()}
 
 def dot(a, b):  # sum of a_i * b_i
-    if fused:  # Part 2
+    if fused and isinstance(a[0], Value):  # Part 2
         return fused_dot(a, b)
-    return sum(ai * bi for ai, bi in zip(a, b))
+    return sum(map(mul, a, b))
 
 def linear(x, w):  # (nout, nin) @ (nin,) -> (nout,): one dot product per row of w, no bias
-    if fused:  # Part 2
+    if fused and isinstance(x[0], Value):  # Part 2
         return fused_linear(x, w)
     return [dot(w_row, x) for w_row in w]
 
@@ -224,24 +223,20 @@ def sample():
 
 # ============================ Part 2: everything else is just efficiency ==========================
 # Each item computes exactly what Part 1 does, only faster; its switch turns it off (--fused=False).
-fused = True              # fused graph nodes, and float loops at C speed
+fused = True              # fused graph nodes
 no_grad = True            # evaluate and sample on plain floats, with no graph
 prefix_cache = True       # evaluation reuses the work of a shared prefix
-pause_gc = True           # Python's cyclic garbage collector rests during training
+pause_gc = True           # the cyclic garbage collector rests while training (~ memory management):
+                          # the graph has no cycles for it to free, yet it scans it again and again
 workers = os.cpu_count() or 1  # processes that share each batch (at most batch_size are used)
 pool = None               # pipes to the other worker processes, in a run with workers > 1
 
 # --- fused nodes (~ tensor kernels): one node for a whole dot product, softmax output or loss ---
-# A step makes ~2,900 nodes instead of ~53,000. On floats (no graph) the same loops run at C speed.
+# A step makes ~2,900 nodes instead of ~53,000.
 def fused_dot(a, b):
-    if not isinstance(a[0], Value):  # plain floats
-        return sum(map(mul, a, b))
     ad, bd = [ai.data for ai in a], [bi.data for bi in b]
     return Value(sum(map(mul, ad, bd)), a + b, bd + ad)  # d/da_i = b_i, d/db_i = a_i
-
 def fused_linear(x, w):
-    if not isinstance(x[0], Value):
-        return [sum(map(mul, w_row, x)) for w_row in w]
     xd = [xi.data for xi in x]  # read x's data once, for every row
     rows = [[wi.data for wi in w_row] for w_row in w]
     return [Value(sum(map(mul, wd, xd)), w_row + x, xd + wd) for w_row, wd in zip(w, rows)]
@@ -250,7 +245,6 @@ def fused_softmax(logits):  # output i is one node: d p_i / d logit_j = p_i * (1
     probs = softmax([l.data for l in logits])
     return [Value(p, logits, [p * ((i == j) - q) for j, q in enumerate(probs)])
             for i, p in enumerate(probs)]
-
 def fused_cross_entropy(logits, target):  # one node: d loss / d logit_j = p_j - 1[j = target]
     floats = [l.data for l in logits]
     grads = [p - (j == target) for j, p in enumerate(softmax(floats))]
@@ -265,20 +259,17 @@ def evaluate_floats(docs):  # in sorted order, a document starts as the one befo
     sd, fed, losses, started = float_weights(), [], [], time.time()
     keys, values, logits = [[] for _ in range(n_layer)], [[] for _ in range(n_layer)], []
     for done, doc in enumerate(sorted(docs) if prefix_cache else docs):
-        tokens = encode(doc)[:block_size + 1]  # as in doc_losses(): the first block_size predictions
+        tokens = encode(doc)[:block_size + 1]  # the first block_size predictions, as doc_losses()
         shared = len(os.path.commonprefix([tokens[:-1], fed])) if prefix_cache else 0  # any lists
-        for cache in keys + values + [logits]:  # keep the keys, values and logits of the shared start
+        for cache in keys + values + [logits]:  # keep what the shared start computed
             del cache[shared:]
         logits += [gpt(tokens[t], t, keys, values, sd) for t in range(shared, len(tokens) - 1)]
         losses += [cross_entropy(logits[t], tokens[t + 1]) for t in range(len(tokens) - 1)]
         fed = tokens[:-1]
         if sys.stdout.isatty() and time.time() - started > 1:  # progress, once it takes a second
-            last = done + 1 == len(docs)
-            print(f'\revaluating {done + 1} / {len(docs)} docs', end='\n' if last else '', flush=True)
+            end = '\n' if done + 1 == len(docs) else ''
+            print(f'\revaluating {done + 1} / {len(docs)} docs', end=end, flush=True)
     return math.fsum(losses) / len(losses)
-
-# --- a resting garbage collector (~ memory management): pause_gc, in Part 3's run_training() ------
-# The graph has no reference cycles, so the collector frees none of it, yet rescans it as it grows.
 
 # --- data parallelism (~ multi-GPU training): worker processes share each batch -----------------
 def share_grads(weights, batch):  # the summed loss and gradient of a share of a batch
@@ -286,9 +277,7 @@ def share_grads(weights, batch):  # the summed loss and gradient of a share of a
         p.data, p.grad = w, 0.0
     loss = batch_loss(batch)
     return loss * len(batch), [p.grad * len(batch) for p in params]
-
-def serve_grads(conn):  # a worker process: shares in, their gradients out, until it is stopped
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+def serve_grads(conn):  # a worker process: shares in, their gradients out, until it is killed
     while True:
         conn.send(share_grads(*conn.recv()))
 
@@ -310,7 +299,7 @@ eval_docs = 5000          # held-out docs to score after training (and as many t
 num_samples = 20          # how many samples to print at the end
 save = ''                 # after training, write the model to this JSON file
 load = ''                 # start from a model saved with --save instead of from random weights
-SETTINGS = {k: v for k, v in globals().items() if type(v) in (bool, int, float, str) and k[0] != '_'}
+SETTINGS = {k: v for k, v in globals().items() if k[0] != '_' and isinstance(v, (int, float, str))}
 SETTINGS['explain'] = ''  # --explain=TEXT: an x-ray of the model reading TEXT, by explain() below
 SHAPE = ('n_layer', 'n_embd', 'n_head', 'block_size')  # the settings that a saved model fixes
 
@@ -318,7 +307,6 @@ def need(ok, message, code=2):  # errors are for people: one line, what is wrong
     if not ok:
         print(f'microgpt: {message}', file=sys.stderr)
         raise SystemExit(code)
-
 def configure(argv):  # defaults, then the --name=value overrides; returns {name: value} of those
     given = {}
     for arg in argv:
@@ -330,11 +318,10 @@ def configure(argv):  # defaults, then the --name=value overrides; returns {name
         try:
             given[name] = text.lower() == 'true' if kind is bool else kind(text)
         except ValueError:
-            need(False, f'--{name} takes {"a whole number" if kind is int else "a number"}: {text!r}')
+            need(False, f'--{name} takes {"a whole number" if kind is int else "a number"}: {text}')
     globals().update({k: v for k, v in dict(SETTINGS, **given).items() if k != 'explain'})
     check_settings()
     return given
-
 def check_settings(where=''):  # stops at the first impossible setting
     need(min(n_layer, n_embd, n_head, block_size) >= 1, f'{where}the sizes must be at least 1')
     need(n_embd % n_head == 0, f'{where}n_embd={n_embd} must be a multiple of n_head={n_head}')
@@ -342,10 +329,10 @@ def check_settings(where=''):  # stops at the first impossible setting
     need(min(batch_size, workers) >= 1, 'batch_size and workers must be at least 1')
     need(min(num_steps, num_samples, eval_docs, seed) >= 0,
          'num_steps, num_samples, eval_docs and seed cannot be negative')
-    need(all(0 < x < math.inf for x in (learning_rate, eps, temperature)) and
-         0 <= init_std < math.inf and 0 <= beta1 < 1 and 0 <= beta2 < 1,
-         'learning_rate, eps and temperature must be > 0 and init_std >= 0, all finite; '
-         'beta1 and beta2 from 0 to below 1')
+    need(all(0 < x < math.inf for x in (learning_rate, eps, temperature)), 'learning_rate, eps and '
+         'temperature must be positive and finite')
+    need(0 <= init_std < math.inf and 0 <= beta1 < 1 and 0 <= beta2 < 1,
+         'init_std must be finite and >= 0; beta1 and beta2 from 0 to below 1')
 
 # --- files: the training text, and the model as JSON, which is checked as untrusted input --------
 def read_text(path, limit=2**28):  # the text of a UTF-8 file of at most 256 MB
@@ -358,7 +345,6 @@ def read_text(path, limit=2**28):  # the text of a UTF-8 file of at most 256 MB
         need(False, f'input file {path!r} is not UTF-8 (bad byte at {e.start}); save it as UTF-8')
     except OSError as e:
         need(False, f'cannot read input file {path!r}: {e.strerror}; pass --input_file=PATH')
-
 def use_model(vocab, weights=None):  # the tables and weights that Part 1 reads: new, or these
     global chars, stoi, BOS, vocab_size, state_dict, params
     chars = list(vocab)  # any Unicode characters: é, ß, emoji, CJK
@@ -367,58 +353,56 @@ def use_model(vocab, weights=None):  # the tables and weights that Part 1 reads:
     state_dict = init_model() if weights is None else {
         name: [[Value(x) for x in row] for row in mat] for name, mat in weights.items()}
     params = [p for mat in state_dict.values() for row in mat for p in row]
-
-def save_model(path, dry_run=False):  # beside the target, then renamed: never a half-written file
-    need(not os.path.isdir(path) and not (os.path.exists(path) and os.path.samefile(path, input_file)),
-         f'--save={path} is a folder or the input file; save the model under another name')
-    tmp = f'{path}.tmp{os.getpid()}'
+def save_model(path, dry_run=False):  # a dry run, before training, checks that the path will do
+    taken = os.path.isdir(path) or os.path.isfile(path) and os.path.samefile(path, input_file)
+    need(not taken, f'--save={path} is a folder or the input file; save the model as another file')
+    tmp = f'{path}.tmp{os.getpid()}'  # written beside the target, then renamed: never half a file
     try:
         with open(tmp, 'w', encoding='utf-8') as f:
-            if not dry_run:  # a dry run, before training, only checks that it can write there
-                json.dump({'config': {k: globals()[k] for k in SHAPE}, 'chars': chars,
-                           'state_dict': float_weights()}, f)
-                f.flush()
-                os.fsync(f.fileno())
-                os.replace(tmp, path)
+            json.dump({} if dry_run else {'config': {k: globals()[k] for k in SHAPE},
+                                          'chars': chars, 'state_dict': float_weights()}, f)
+            f.flush()
+            os.fsync(f.fileno())
+        if not dry_run:
+            os.replace(tmp, path)
     except OSError as e:
         need(False, f'cannot save the model to {path!r}: {e.strerror}', 2 if dry_run else 1)
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
-
 def load_model(path, given):  # all of the file is checked before anything is built from it
-    bad = f'model file {path!r} is not a microgpt model (pass a file made by --save):'
+    bad = f'model file {path!r} is not a microgpt model (use a file made by --save):'
     try:
         with open(path, 'rb') as f:
             blob = json.loads(f.read())
-    except (OSError, ValueError, RecursionError, MemoryError) as e:  # unreadable, not JSON, too deep
+    except (OSError, ValueError, RecursionError, MemoryError) as e:  # unreadable, not JSON, deep
         need(False, f'{bad} {getattr(e, "strerror", None) or type(e).__name__}')
     need(type(blob) is dict and set(blob) == {'config', 'chars', 'state_dict'},
          f'{bad} it needs exactly the keys config, chars and state_dict')
     config, vocab, weights = blob['config'], blob['chars'], blob['state_dict']
-    need(type(config) is dict and set(config) == set(SHAPE) and
-         all(type(config[k]) is int for k in SHAPE), f'{bad} its config needs whole numbers {SHAPE}')
+    need(type(config) is dict and set(config) == set(SHAPE) and all(
+        type(config[k]) is int for k in SHAPE), f'{bad} its config needs whole numbers {SHAPE}')
     need(type(vocab) is list and all(type(c) is str and len(c) == 1 for c in vocab) and
          len(set(vocab)) == len(vocab), f'{bad} its chars must be distinct single characters')
     for k in set(SHAPE) & set(given):
-        need(given[k] == config[k], f'--{k}={given[k]} contradicts {path!r}: it has {k}={config[k]}')
+        need(given[k] == config[k], f'--{k}={given[k]} contradicts {path!r}, with {k}={config[k]}')
     globals().update(config, vocab_size=len(vocab) + 1)
     check_settings(f'with the model in {path!r}: ')
     need(type(weights) is dict and len(weights) == 3 + 6 * n_layer, f'{bad} not all the matrices')
-    for name, (rows, cols) in shapes().items():  # known to be as many as the file holds
+    for name, (rows, cols) in shapes().items():  # as many as the file holds: bounded by its size
         mat = weights.get(name)
-        need(type(mat) is list and len(mat) == rows and all(
-            type(row) is list and len(row) == cols for row in mat), f'{bad} {name} is not {rows}x{cols}')
+        need(type(mat) is list and len(mat) == rows and all(type(row) is list and len(row) == cols
+                                                            for row in mat), f'{bad} {name} shape')
         need(all(type(x) is float and math.isfinite(x) for row in mat for x in row),
              f'{bad} {name} holds something other than finite decimal numbers')
     use_model(vocab, weights)
 
-# --- training: Part 1's train(), shown; Ctrl-C or SIGTERM stops it between two steps --------------
+# --- training: Part 1's train(), shown as it goes; Ctrl-C or SIGTERM stops it between steps ------
 def chart(values, width=40):  # a series as one line of bars: ▁ its lowest value, █ its highest
-    picks = [values[i * len(values) // min(width, len(values))] for i in range(min(width, len(values)))]
+    n = min(width, len(values))
+    picks = [values[i * len(values) // n] for i in range(n)]
     lo, hi = min(picks), max(picks)
     return ''.join('▁▂▃▄▅▆▇█'[int(7 * (x - lo) / (hi - lo or 1))] for x in picks)
-
 def run_training(train_docs):
     global pool
     stop, start, tty, losses, means, procs = [], time.time(), sys.stdout.isatty(), [], [], []
@@ -428,10 +412,11 @@ def run_training(train_docs):
     if pause_gc:  # Part 2
         gc.disable()
     try:
-        if min(workers, batch_size) > 1 and 'fork' not in multiprocessing.get_all_start_methods():
+        n = min(workers, batch_size)
+        if n > 1 and 'fork' not in multiprocessing.get_all_start_methods():
             print('training in one process: this platform cannot fork worker processes')
-        elif min(workers, batch_size) > 1:  # Part 2: each worker starts as a copy of this process
-            pipes = [multiprocessing.Pipe() for _ in range(min(workers, batch_size) - 1)]
+        elif n > 1:  # Part 2: each worker starts as a copy of this process, model and all
+            pipes = [multiprocessing.Pipe() for _ in range(n - 1)]
             fork = multiprocessing.get_context('fork').Process
             procs = [fork(target=serve_grads, args=(end,), daemon=True) for _, end in pipes]
             for proc in procs:
@@ -444,15 +429,16 @@ def run_training(train_docs):
             means.append(sum(losses[-100:]) / len(losses[-100:]))  # of the last 100 steps
             ms = (time.time() - start) * 1000 / (step + 1)
             if tty or (step + 1) % max(1, num_steps // 10) == 0 or stop:
-                print(f'step {step + 1:5d} / {num_steps} | loss {loss:.4f} | mean {means[-1]:.4f} | '
-                      f'{ms:.1f} ms/step | eta {ms * (num_steps - step - 1) / 1000:.0f}s ',
+                print(f'step {step + 1:5d} / {num_steps} | loss {loss:.4f} | mean {means[-1]:.4f} '
+                      f'| {ms:.1f} ms/step | eta {ms * (num_steps - step - 1) / 1000:.0f}s ',
                       end='\r' if tty and step + 1 < num_steps and not stop else '\n', flush=True)
             if stop:
-                print(f'stopped by {"Ctrl-C" if stop[0] == signal.SIGINT else "SIGTERM"} at step {step + 1}')
+                name = 'SIGTERM' if signal.SIGTERM in stop else 'Ctrl-C'
+                print(f'stopped by {name} at step {step + 1}')
                 break
     finally:
         for proc in procs:
-            proc.terminate()
+            proc.kill()
             proc.join()
         pool = None
         for s, handler in handlers.items():
@@ -466,8 +452,7 @@ def run_training(train_docs):
 def explain(text):  # per position: guesses, the real next character's loss, each head's attention
     need(not set(text) - set(chars), f'--explain: the model knows only {"".join(chars)[:60]!r}')
     sd, tokens, rows, plain_softmax = float_weights(), encode(text)[:block_size + 1], [], softmax
-    keys, values = [[] for _ in range(n_layer)], [[] for _ in range(n_layer)]
-    show = lambda i: '.' if i == BOS else chars[i]
+    keys, values, shown = [[] for _ in range(n_layer)], [[] for _ in range(n_layer)], chars + ['.']
     print(f'explain {text!r} (BOS is shown as .)\npos read next  p(next)   loss | top 5 guesses')
     for t in range(len(tokens) - 1):
         heads = []  # inside gpt(), each softmax() is one head's attention, layer by layer
@@ -477,9 +462,9 @@ def explain(text):  # per position: guesses, the real next character's loss, eac
         probs, loss = softmax(logits), cross_entropy(logits, tokens[t + 1])
         rows.append({'probs': probs, 'loss': loss, 'attention': heads})
         top = sorted(range(vocab_size), key=lambda i: -probs[i])[:5]
-        guesses = '  '.join(f'{show(i)} {probs[i]:4.0%} {"█" * round(5 * probs[i]):5}' for i in top)
-        print(f'{t:3d}   {show(tokens[t])}    {show(tokens[t + 1])}  {probs[tokens[t + 1]]:7.4f} '
-              f'{loss:6.3f} | {guesses}\n{"reads":>21} ' + ' '.join(map(show, tokens[:t + 1])))
+        bars = [f'{shown[i]} {probs[i]:4.0%} {"█" * round(5 * probs[i]):5}' for i in top]
+        print(f'{t:3d}   {shown[tokens[t]]}    {shown[tokens[t + 1]]}  {probs[tokens[t + 1]]:7.4f} '
+              f'{loss:6.3f} | {' '.join(bars)}\n{"reads":>21}', *(shown[i] for i in tokens[:t + 1]))
         for h, weights in enumerate(heads):
             shades = ' '.join(' ░▒▓█'[round(4 * w)] for w in weights)
             print(f'{f"layer {h // n_head} head {h % n_head}":>21} {shades}')
@@ -505,7 +490,7 @@ def main(argv):
           f'{len(params)} params | fused={fused}')
     too_long = sum(len(doc) >= block_size for doc in train_docs)
     if too_long:
-        print(f'{too_long} train docs are longer than the context: training reads a random window of each')
+        print(f'{too_long} train docs are longer than the context: training reads a window of each')
     run_training(train_docs)
     if save:
         save_model(save)
@@ -526,11 +511,11 @@ def main(argv):
     if given.get('explain'):
         explain(given['explain'])
 
-if __name__ == '__main__':  # true in a notebook cell too, where sys.argv is the kernel's: no __file__
+if __name__ == '__main__':  # in a notebook cell too, where sys.argv is the kernel's: no __file__
     try:
         if '__file__' in globals():  # a script: SIGTERM stops it as Ctrl-C does, cleaning up first
             signal.signal(signal.SIGTERM, signal.default_int_handler)
-            sys.stdout.reconfigure(errors='replace')  # a character the console can't show: '?'
+            sys.stdout.reconfigure(errors='replace')  # what the console cannot show becomes '?'
         main(sys.argv[1:] if '__file__' in globals() else [])
     except KeyboardInterrupt:
         need(False, 'interrupted', 130)

@@ -1,6 +1,6 @@
 """Do the tests bite? Break microgpt.py on purpose, one mistake at a time, and see which tests fail.
 
-    python tests/mutants.py          # about 20 mutants, one test-suite run each (a few minutes)
+    python tests/mutants.py          # about 45 mutants, one test-suite run each (about 20 minutes)
 
 Each mutant is a copy of the repository with one line of microgpt.py changed: a wrong local gradient,
 a broken causal order, BOS handling, Adam's bias correction, and so on. A mutant that no test
@@ -15,34 +15,60 @@ MUTANTS = [  # (what it breaks, text in microgpt.py, replacement)
     ('mul: local gradients swapped', '(self, other), (other.data, self.data))', '(self, other), (self.data, other.data))'),
     ('pow: local gradient', '(k * self.data ** (k - 1),)', '(k * self.data ** k,)'),
     ('log: local gradient', '(1 / self.data,)', '(1 / self.data ** 2,)'),
-    ('exp: local gradient', 'return Value(e, (self,), (e,))', 'return Value(e, (self,), (1.0,))'),
+    ('exp: local gradient', '(self,), (math.exp(self.data),))', '(self,), (1.0,))'),
     ('relu: local gradient', '(float(self.data > 0),)', '(float(self.data >= 0) * 0.5 + 0.5,)'),
-    ('backward: = instead of +=', 'child.grad += local_grad * g', 'child.grad = local_grad * g'),
-    ('backward: topological order', 'for v in reversed(topo):', 'for v in topo:'),
-    ('fused sum: local gradient', '(1.0,) * len(xs))', '(0.5,) * len(xs))'),
-    ('fused dot: local gradients swapped', 'ws + xs, xd + wd)', 'ws + xs, wd + xd)'),
+    ('backward: = instead of +=', 'child.grad += local_grad * v.grad', 'child.grad = local_grad * v.grad'),
+    ('backward: the tape read oldest first', 'for v in reversed(tape):', 'for v in tape:'),
+    ('fused dot: local gradients swapped', 'a + b, bd + ad)', 'a + b, ad + bd)'),
+    ('fused linear: local gradients swapped', 'w_row + x, xd + wd)', 'w_row + x, wd + xd)'),
     ('fused softmax: local gradient', 'p * ((i == j) - q)', 'p * ((i == j) + q)'),
     ('fused cross-entropy: local gradient', 'p - (j == target)', 'p - 0.9 * (j == target)'),
     ('causality: the model sees the token it must predict',
      'cross_entropy(gpt(tokens[t], t, keys, values, sd), tokens[t + 1])',
      'cross_entropy(gpt(tokens[t + 1], t, keys, values, sd), tokens[t + 1])'),
     ('causality: positions run last to first, so each one attends to the future',
-     'for t in range(n)]', 'for t in reversed(range(n))]'),
+     'tokens[t + 1]) for t in range(n)]', 'tokens[t + 1]) for t in reversed(range(n))]'),
+    ('position embedding off by one', "sd['wpe'][pos_id]", "sd['wpe'][min(pos_id + 1, block_size - 1)]"),
+    ('the value cache stores the keys', 'values[li].append(v)', 'values[li].append(k)'),
+    ('heads overlap', 'hs = h * head_dim', 'hs = h'),
+    ('attention: scale by sqrt(head size) the wrong way', '* head_dim ** -0.5 for k_t', '* head_dim ** 0.5 for k_t'),
+    ('no norm before the MLP', """        x = rmsnorm(x)
+        x = linear(x, sd[f'layer{li}.mlp_fc1'])""", """        x = linear(x, sd[f'layer{li}.mlp_fc1'])"""),
+    ('no relu', 'x = [relu(xi) for xi in x]', 'x = [xi for xi in x]'),
+    ('MLP: no residual', """        x = linear(x, sd[f'layer{li}.mlp_fc2'])  # (n_embd,)
+        x = [a + b for a, b in zip(x, x_residual)]""", """        x = linear(x, sd[f'layer{li}.mlp_fc2'])  # (n_embd,)"""),
+    ('output layer tied to the token embedding', "return linear(x, sd['lm_head'])", "return linear(x, sd['wte'])"),
+    ('rmsnorm: sum instead of mean', 'scale = (dot(x, x) / len(x) + 1e-5) ** -0.5', 'scale = (dot(x, x) + 1e-5) ** -0.5'),
     ('BOS: no end-of-document token', 'return [BOS] + [stoi[c] for c in doc] + [BOS]', 'return [BOS] + [stoi[c] for c in doc]'),
     ('BOS: id collides with a character', 'BOS, vocab_size = len(chars), len(chars) + 1', 'BOS, vocab_size = 0, len(chars) + 1'),
-    ('BOS: samples do not stop at BOS', 'if token == BOS: break', 'if token == BOS: pass'),
+    ('BOS: samples do not stop at BOS', """        if token == BOS:
+            break""", """        if token == BOS:
+            pass"""),
     ('Adam: no bias correction', 'c1, c2 = 1 - beta1 ** (step + 1), 1 - beta2 ** (step + 1)', 'c1, c2 = 1.0, 1.0'),
     ('Adam: bias correction off by one step', 'c1, c2 = 1 - beta1 ** (step + 1), 1 - beta2 ** (step + 1)',
      'c1, c2 = 1 - beta1 ** (step + 2), 1 - beta2 ** (step + 2)'),
-    ('rmsnorm: sum instead of mean', 'scale = (dot(x, x) / len(x) + 1e-5) ** -0.5', 'scale = (dot(x, x) + 1e-5) ** -0.5'),
-    ('attention: scale by sqrt(head size) the wrong way', '* hs ** -0.5 for kt', '* hs ** 0.5 for kt'),
-    ('MLP: no residual', "x = [a + b for a, b in zip(linear(hidden, sd[f'layer{li}.mlp_fc2']), x)]",
-     "x = linear(hidden, sd[f'layer{li}.mlp_fc2'])"),
-    ('evaluation: mean per document, not per token',
-     'losses = [loss for doc in docs for loss in doc_losses(encode(doc), weights)]',
-     'losses = [sum(ls) / len(ls) for ls in (doc_losses(encode(doc), weights) for doc in docs)]'),
-    ('loss: log-sum-exp without the max', 'return log(vsum([exp(l - m) for l in logits])) + m - logits[target]',
-     'return log(vsum([exp(l) for l in logits])) - logits[target]'),
+    ('loss: log-sum-exp without the max', 'return log(sum(exp(l - top) for l in logits)) + top - logits[target]',
+     'return log(sum(exp(l) for l in logits)) - logits[target]'),
+    # the mistakes that issue 9 found no test for
+    ('a document makes one prediction fewer than block_size', 'n = min(block_size, len(tokens) - 1)',
+     'n = min(block_size - 1, len(tokens) - 1)'),
+    ('the learning rate never decays', 'learning_rate * (1 - step / num_steps)', 'learning_rate * 1'),
+    ('the training loss summed, not averaged', 'sum(losses) / len(losses) for losses in map(doc_losses, batch)',
+     'sum(losses) for losses in map(doc_losses, batch)'),
+    ('the shuffle removed', 'random.shuffle(docs)', 'docs.sort()'),
+    ('val loss computed on training documents', 'evaluate(val_docs[:n])', 'evaluate(train_docs[:n])'),
+    # Part 2 and 3
+    ('prefix cache: one position too many kept', 'del cache[shared:]', 'del cache[shared + 1:]'),
+    ('batches: the mean over documents forgotten', 'loss = sum(doc_means) / len(doc_means)', 'loss = sum(doc_means)'),
+    ('workers: a share dealt twice', 'conn.send((weights, batch[i + 1::n]))', 'conn.send((weights, batch[::n]))'),
+    ('long documents: the window always at the start', 'random.randrange(len(tokens) - block_size) if', '0 if'),
+    ('long documents: the window one token short', 'return tokens[start:start + block_size + 1]',
+     'return tokens[start:start + block_size]'),
+    ('running mean over all steps', 'sum(losses[-100:]) / len(losses[-100:])', 'sum(losses) / len(losses)'),
+    ('copies counted against the held-out documents', 'if text in set(train_docs)', 'if text in set(val_docs)'),
+    ('model file: non-finite weights accepted', 'type(x) is float and math.isfinite(x)', 'type(x) is float'),
+    ('Ctrl-C stops in the middle of a step', "handlers = {s: signal.signal(s, lambda signum, frame: stop.append(signum))",
+     "handlers = {s: signal.signal(s, signal.default_int_handler)"),
 ]
 
 
