@@ -462,9 +462,9 @@ def explain(text):  # per position: guesses, the real next character's loss, eac
         probs, loss = softmax(logits), cross_entropy(logits, tokens[t + 1])
         rows.append({'probs': probs, 'loss': loss, 'attention': heads})
         top = sorted(range(vocab_size), key=lambda i: -probs[i])[:5]
-        bars = [f'{shown[i]} {probs[i]:4.0%} {"█" * round(5 * probs[i]):5}' for i in top]
+        bars = ' '.join(f'{shown[i]} {probs[i]:4.0%} {"█" * round(5 * probs[i]):5}' for i in top)
         print(f'{t:3d}   {shown[tokens[t]]}    {shown[tokens[t + 1]]}  {probs[tokens[t + 1]]:7.4f} '
-              f'{loss:6.3f} | {' '.join(bars)}\n{"reads":>21}', *(shown[i] for i in tokens[:t + 1]))
+              f'{loss:6.3f} | {bars}\n{"reads":>21}', *(shown[i] for i in tokens[:t + 1]))
         for h, weights in enumerate(heads):
             shades = ' '.join(' ░▒▓█'[round(4 * w)] for w in weights)
             print(f'{f"layer {h // n_head} head {h % n_head}":>21} {shades}')
