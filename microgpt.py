@@ -1,6 +1,6 @@
 """microgpt: a GPT trained and sampled in plain Python. Part 1 is the whole GPT, as plainly as it
 can be written; Part 2 makes it fast without changing what it computes; Part 3 runs it."""
-import gc, json, math, multiprocessing, os, random, signal, sys, time
+import contextlib, gc, json, math, multiprocessing, os, random, signal, sys, time
 from operator import mul
 
 # ==================================== Part 1: the GPT =============================================
@@ -44,8 +44,7 @@ class Value:
     __slots__ = ('data', 'grad', '_children', '_local_grads')  # no per-object dict: faster
     def __init__(self, data, children=(), local_grads=()):
         self.data, self.grad = data, 0.0
-        self._children = children        # the Values this one was computed from
-        self._local_grads = local_grads  # d(self)/d(child), child by child
+        self._children, self._local_grads = children, local_grads  # and d(self)/d(each child)
         if children:
             tape.append(self)
     def __add__(self, other):
@@ -222,14 +221,13 @@ def sample():
     return decode(tokens)
 
 # ============================ Part 2: everything else is just efficiency ==========================
-# Each item computes exactly what Part 1 does, only faster; its switch turns it off (--fused=False).
+# Each item computes exactly what Part 1 does, only faster; --name=False turns it off.
 fused = True              # fused graph nodes
 no_grad = True            # evaluate and sample on plain floats, with no graph
 prefix_cache = True       # evaluation reuses the work of a shared prefix
-pause_gc = True           # the cyclic garbage collector rests while training (~ memory management):
-                          # the graph has no cycles for it to free, yet it scans it again and again
+pause_gc = True           # the garbage collector rests in training: our graph has no cycles to free
 workers = os.cpu_count() or 1  # processes that share each batch (at most batch_size are used)
-pool = None               # pipes to the other worker processes, in a run with workers > 1
+pool = []                 # (pipe, process) of each other worker, while a run with workers trains
 
 # --- fused nodes (~ tensor kernels): one node for a whole dot product, softmax output or loss ---
 # A step makes ~2,900 nodes instead of ~53,000.
@@ -240,7 +238,6 @@ def fused_linear(x, w):
     xd = [xi.data for xi in x]  # read x's data once, for every row
     rows = [[wi.data for wi in w_row] for w_row in w]
     return [Value(sum(map(mul, wd, xd)), w_row + x, xd + wd) for w_row, wd in zip(w, rows)]
-
 def fused_softmax(logits):  # output i is one node: d p_i / d logit_j = p_i * (1[i = j] - p_j)
     probs = softmax([l.data for l in logits])
     return [Value(p, logits, [p * ((i == j) - q) for j, q in enumerate(probs)])
@@ -250,12 +247,11 @@ def fused_cross_entropy(logits, target):  # one node: d loss / d logit_j = p_j -
     grads = [p - (j == target) for j, p in enumerate(softmax(floats))]
     return Value(cross_entropy(floats, target), logits, grads)
 
-# --- no_grad (~ torch.no_grad): evaluation and sampling on plain floats, so no graph is built -----
-def float_weights():
+# --- inference: plain floats (~ torch.no_grad), and prefix caching (~ inference servers) ----------
+def float_weights():  # no_grad: evaluation and sampling on plain floats build no graph
     return {name: [[p.data for p in row] for row in mat] for name, mat in state_dict.items()}
 
-# --- prefix caching (~ inference servers): documents that start alike share that start's work -----
-def evaluate_floats(docs):  # in sorted order, a document starts as the one before it often does
+def evaluate_floats(docs):  # prefix_cache: sorted, a document often starts as the one before
     sd, fed, losses, started = float_weights(), [], [], time.time()
     keys, values, logits = [[] for _ in range(n_layer)], [[] for _ in range(n_layer)], []
     for done, doc in enumerate(sorted(docs) if prefix_cache else docs):
@@ -277,16 +273,15 @@ def share_grads(weights, batch):  # the summed loss and gradient of a share of a
         p.data, p.grad = w, 0.0
     loss = batch_loss(batch)
     return loss * len(batch), [p.grad * len(batch) for p in params]
-def serve_grads(conn):  # a worker process: shares in, their gradients out, until it is killed
+def serve(pipe):  # in a worker: shares of batches in, their gradients out, until it is killed
     while True:
-        conn.send(share_grads(*conn.recv()))
-
+        pipe.send(share_grads(*pipe.recv()))
 def parallel_batch_loss(batch):  # this process and each worker take a share; plain floats travel
     n, weights = len(pool) + 1, [p.data for p in params]
     batch = sorted(batch, key=len)  # then dealt out in turn: shares of about the same work
-    for i, conn in enumerate(pool):
-        conn.send((weights, batch[i + 1::n]))
-    results = [share_grads(weights, batch[::n])] + [conn.recv() for conn in pool]
+    for i, (pipe, _) in enumerate(pool):
+        pipe.send((weights, batch[i + 1::n]))
+    results = [share_grads(weights, batch[::n])] + [pipe.recv() for pipe, _ in pool]
     for p, grad in zip(params, map(sum, zip(*[grads for _, grads in results]))):
         p.grad = grad / len(batch)
     return sum(loss for loss, _ in results) / len(batch)
@@ -329,10 +324,10 @@ def check_settings(where=''):  # stops at the first impossible setting
     need(min(batch_size, workers) >= 1, 'batch_size and workers must be at least 1')
     need(min(num_steps, num_samples, eval_docs, seed) >= 0,
          'num_steps, num_samples, eval_docs and seed cannot be negative')
-    need(all(0 < x < math.inf for x in (learning_rate, eps, temperature)), 'learning_rate, eps and '
-         'temperature must be positive and finite')
+    need(all(0 < x < math.inf for x in (learning_rate, eps, temperature)),
+         'learning_rate, eps and temperature must be finite and > 0')
     need(0 <= init_std < math.inf and 0 <= beta1 < 1 and 0 <= beta2 < 1,
-         'init_std must be finite and >= 0; beta1 and beta2 from 0 to below 1')
+         'init_std must be finite and >= 0, beta1 and beta2 at least 0 and below 1')
 
 # --- files: the training text, and the model as JSON, which is checked as untrusted input --------
 def read_text(path, limit=2**28):  # the text of a UTF-8 file of at most 256 MB
@@ -341,10 +336,8 @@ def read_text(path, limit=2**28):  # the text of a UTF-8 file of at most 256 MB
             raw = f.read(limit + 1)
         need(len(raw) <= limit, f'input file {path!r} is over {limit >> 20} MB; use a part of it')
         return raw.decode('utf-8-sig')  # -sig: drop a byte-order mark
-    except UnicodeDecodeError as e:
-        need(False, f'input file {path!r} is not UTF-8 (bad byte at {e.start}); save it as UTF-8')
-    except OSError as e:
-        need(False, f'cannot read input file {path!r}: {e.strerror}; pass --input_file=PATH')
+    except (OSError, UnicodeDecodeError) as e:  # missing, a folder, unreadable, or not UTF-8 text
+        need(False, f'cannot read input file {path!r} ({e}); pass a UTF-8 text file')
 def use_model(vocab, weights=None):  # the tables and weights that Part 1 reads: new, or these
     global chars, stoi, BOS, vocab_size, state_dict, params
     chars = list(vocab)  # any Unicode characters: é, ß, emoji, CJK
@@ -404,24 +397,24 @@ def chart(values, width=40):  # a series as one line of bars: ▁ its lowest val
     lo, hi = min(picks), max(picks)
     return ''.join('▁▂▃▄▅▆▇█'[int(7 * (x - lo) / (hi - lo or 1))] for x in picks)
 def run_training(train_docs):
-    global pool
-    stop, start, tty, losses, means, procs = [], time.time(), sys.stdout.isatty(), [], [], []
-    handlers = {s: signal.signal(s, lambda signum, frame: stop.append(signum))
-                for s in (signal.SIGINT, signal.SIGTERM)}
-    collector_was_on = gc.isenabled()
-    if pause_gc:  # Part 2
-        gc.disable()
-    try:
-        n = min(workers, batch_size)
-        if n > 1 and 'fork' not in multiprocessing.get_all_start_methods():
+    stop, start, tty, losses, means = [], time.time(), sys.stdout.isatty(), [], []
+    with contextlib.ExitStack() as undo:  # all that is set up here is put back, however it ends
+        for s, why in ((signal.SIGINT, 'Ctrl-C'), (signal.SIGTERM, 'SIGTERM')):
+            undo.callback(signal.signal, s, signal.signal(s, lambda *_, why=why: stop.append(why)))
+        if pause_gc and gc.isenabled():  # Part 2
+            gc.disable()
+            undo.callback(gc.enable)
+        if min(workers, batch_size) > 1 and 'fork' not in multiprocessing.get_all_start_methods():
             print('training in one process: this platform cannot fork worker processes')
-        elif n > 1:  # Part 2: each worker starts as a copy of this process, model and all
-            pipes = [multiprocessing.Pipe() for _ in range(n - 1)]
-            fork = multiprocessing.get_context('fork').Process
-            procs = [fork(target=serve_grads, args=(end,), daemon=True) for _, end in pipes]
-            for proc in procs:
-                proc.start()
-            pool = [end for end, _ in pipes]
+        elif min(workers, batch_size) > 1:  # Part 2: each worker starts as a copy of this process
+            fork = multiprocessing.get_context('fork')
+            undo.callback(pool.clear)
+            for _ in range(min(workers, batch_size) - 1):
+                ours, theirs = multiprocessing.Pipe()
+                pool.append((ours, fork.Process(target=serve, args=(theirs,), daemon=True)))
+                pool[-1][1].start()
+                undo.callback(pool[-1][1].join)
+                undo.callback(pool[-1][1].kill)
         for step, loss in train(train_docs):
             need(math.isfinite(loss), f'the loss became nan or inf at step {step + 1}; '
                  f'try a lower --learning_rate (now {learning_rate})', 1)
@@ -433,18 +426,8 @@ def run_training(train_docs):
                       f'| {ms:.1f} ms/step | eta {ms * (num_steps - step - 1) / 1000:.0f}s ',
                       end='\r' if tty and step + 1 < num_steps and not stop else '\n', flush=True)
             if stop:
-                name = 'SIGTERM' if signal.SIGTERM in stop else 'Ctrl-C'
-                print(f'stopped by {name} at step {step + 1}')
+                print(f'stopped by {stop[0]} at step {step + 1}')
                 break
-    finally:
-        for proc in procs:
-            proc.kill()
-            proc.join()
-        pool = None
-        for s, handler in handlers.items():
-            signal.signal(s, handler)
-        if collector_was_on:
-            gc.enable()
     if len(means) > 1:
         print(f'loss, mean of the last 100 steps: {means[0]:.2f} {chart(means)} {means[-1]:.2f}')
 
@@ -499,10 +482,7 @@ def main(argv):
     if n:
         print(f'val loss {evaluate(val_docs[:n]):.4f} | train loss {evaluate(train_docs[:n]):.4f}')
     random.seed(seed)  # so the samples depend only on the weights and the seed
-    try:
-        samples = [sample() for _ in range(num_samples)]
-    except ValueError:  # random.choices() met probabilities that are nan or inf
-        need(False, 'the model gives nan or inf probabilities: its weights are broken', 1)
+    samples = [sample() for _ in range(num_samples)]
     for i, text in enumerate(samples):
         print(f'sample {i + 1:2d}: {text}')
     copies = len([text for text in samples if text in set(train_docs)])
@@ -523,3 +503,5 @@ if __name__ == '__main__':  # in a notebook cell too, where sys.argv is the kern
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     except MemoryError:
         need(False, 'out of memory: the model or the data is too big for this machine', 1)
+    except ValueError:  # random.choices() met probabilities that are nan or inf
+        need(False, 'the model computes nan or inf: its weights are broken; train it again', 1)

@@ -949,7 +949,7 @@ class Switches(unittest.TestCase):
             grads[w] = record[-1][1]
             losses[w] = re.findall(r'\| loss ([\d.]+)', out)
             self.assertEqual(record[0][3], min(w, 5) - 1)  # pipes to the other workers: at most one a document
-            self.assertEqual(m.pool, None)
+            self.assertEqual(m.pool, [])
             self.assertEqual(multiprocessing.active_children(), [])  # every worker has ended
         scale = max(abs(g) for g in grads[1])
         for w in (2, 8):
