@@ -66,7 +66,7 @@ class Value:
 
     def backward(self):
         """The chain rule: each node passes local_grad * its grad on to each child. Read from its
-        newest end, the tape reaches a node after all the nodes that use it: once its grad is whole."""
+        newest end, the tape reaches each node after all that use it: when its grad is whole."""
         self.grad = 1.0
         for v in reversed(tape):
             for child, local_grad in zip(v._children, v._local_grads):
@@ -410,7 +410,7 @@ def run_training(train_docs):
                 undo.callback(pool[-1][1].join)
                 undo.callback(pool[-1][1].kill)
         for step, loss in train(train_docs):
-            need(math.isfinite(loss), f'nan or inf loss at step {step + 1}; lower --learning_rate', 1)
+            need(math.isfinite(loss), f'loss nan or inf at step {step + 1}; lower --learning_rate', 1)
             losses.append(loss)
             means.append(sum(losses[-100:]) / len(losses[-100:]))  # of the last 100 steps
             ms = (time.time() - start) * 1000 / (step + 1)
