@@ -410,7 +410,7 @@ def run_training(train_docs):
                 undo.callback(pool[-1][1].join)
                 undo.callback(pool[-1][1].kill)
         for step, loss in train(train_docs):
-            need(math.isfinite(loss), f'loss nan or inf at step {step + 1}; lower --learning_rate', 1)
+            need(math.isfinite(loss), f'loss nan/inf at step {step + 1}: lower --learning_rate', 1)
             losses.append(loss)
             means.append(sum(losses[-100:]) / len(losses[-100:]))  # of the last 100 steps
             ms = (time.time() - start) * 1000 / (step + 1)

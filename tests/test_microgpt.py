@@ -637,7 +637,7 @@ class CommandLine(unittest.TestCase):
         self.assertEqual(rc, 1, err)
         self.assertNotIn('Traceback', err)
         self.assertNotIn('math domain error', err)
-        self.assertRegex(err.strip(), r'^microgpt: loss nan or inf at step \d+; lower --learning_rate$')
+        self.assertRegex(err.strip(), r'^microgpt: loss nan/inf at step \d+: lower --learning_rate$')
 
 
 class Notebook(unittest.TestCase):
