@@ -84,7 +84,8 @@ def try_mutant(source, what, old, new):
     caught = sorted(set(re.findall(r'^(?:FAIL|ERROR): (\w+) \(', r.stderr, re.M)))
     if r.returncode == 0:
         return f'SURVIVED  {what}', False
-    return f'caught    {what}: {len(caught)} failing tests, e.g. {", ".join(caught[:3])}', True
+    which = f'{len(caught)} failing tests, e.g. {", ".join(caught[:3])}' if caught else 'the suite stopped'
+    return f'caught    {what}: {which}', True
 
 
 def main():
