@@ -220,7 +220,7 @@ def sample():
 
 # ============================ Part 2: everything else is just efficiency ==========================
 # Each item computes exactly what Part 1 does, only faster; --name=False turns it off.
-fused = True              # fused graph nodes: a step makes ~2,900 of them instead of ~53,000
+fused = True              # fused graph nodes: a step makes ~2,900 of them instead of ~55,000
 no_grad = True            # evaluate and sample on plain floats, with no graph
 prefix_cache = True       # evaluation reuses the work of a shared prefix
 pause_gc = True           # the garbage collector rests in training: our graph has no cycles to free

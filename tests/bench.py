@@ -228,8 +228,9 @@ def full_runs(before_path):
         t = time.perf_counter()
         out = subprocess.run([sys.executable, script], cwd=ROOT, check=True, capture_output=True, text=True).stdout
         wall = time.perf_counter() - t
-        print(f'python microgpt.py ({name}): {re.findall(r"([\d.]+) ms/step", out)[-1]} ms/step, '
-              f'{re.search(r"val loss [\d.]+ \| train loss [\d.]+", out).group()}, wall {wall:.1f} s')
+        ms = re.findall(r'([\d.]+) ms/step', out)[-1]
+        losses = re.search(r'val loss [\d.]+ \| train loss [\d.]+', out).group()
+        print(f'python microgpt.py ({name}): {ms} ms/step, {losses}, wall {wall:.1f} s')
         samples = re.findall(r'^sample.*$', out, re.M)
         print(f'  samples: {" ".join(s.split(": ")[1] for s in samples)}')
 

@@ -611,16 +611,20 @@ class CommandLine(unittest.TestCase):
 
     def test_ctrl_c_stops_training_and_the_run_goes_on(self):
         import signal, time
-        p = subprocess.Popen([sys.executable, os.path.join(ROOT, 'microgpt.py'), f'--input_file={self.file}', '--num_steps=10000000',
-                              '--num_samples=2', *TINY], cwd=self.d, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # as in a terminal
-        self.assertIn('train docs', p.stdout.readline())  # training starts right after this line
-        time.sleep(1.0)
-        p.send_signal(signal.SIGINT)
-        out, err = p.communicate(timeout=120)
-        self.assertEqual(p.returncode, 0, err)
-        self.assertRegex(out, r'stopped by Ctrl-C at step \d+\nloss, mean of the last 100 steps: .*\n'
-                              r'val loss [\d.]+ \| train loss [\d.]+\nsample  1: .*\nsample  2: ')
+        for workers in ([], ['--batch_size=4', '--workers=2']):  # one process; and a process group
+            p = subprocess.Popen([sys.executable, os.path.join(ROOT, 'microgpt.py'), f'--input_file={self.file}',
+                                  '--num_steps=10000000', '--num_samples=2', *TINY, *workers], cwd=self.d,
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+            self.assertIn('train docs', p.stdout.readline())  # training starts right after this line
+            time.sleep(1.5)
+            os.killpg(p.pid, signal.SIGINT)  # as Ctrl-C in a terminal: to every process of the group
+            out, err = p.communicate(timeout=120)
+            self.assertEqual(p.returncode, 0, err)
+            self.assertNotIn('Traceback', err)
+            self.assertRegex(out, r'stopped by Ctrl-C at step \d+\nloss, mean of the last 100 steps: .*\n'
+                                  r'val loss [\d.]+ \| train loss [\d.]+\nsample  1: .*\nsample  2: ')
+            with self.assertRaises(ProcessLookupError):  # no worker outlives the run
+                os.killpg(p.pid, 0)
 
     def test_output_piped_into_head_stops_quietly(self):
         p = subprocess.Popen([sys.executable, os.path.join(ROOT, 'microgpt.py'), f'--input_file={self.file}', '--num_steps=0',
@@ -651,12 +655,13 @@ class Notebook(unittest.TestCase):
             src = src.replace(old, new)
         script = ("import sys\nsys.argv = ['ipykernel_launcher.py', '-f', '/tmp/kernel-x.json']\n"
                   "ns = {'__name__': '__main__'}\nexec(compile(sys.stdin.read(), '<cell>', 'exec'), ns)\n"
-                  "print('cell done', ns['num_steps'])\n")
+                  "print('cell done', ns['num_steps'])\nns['explain']('emma')\n")
         r = subprocess.run([sys.executable, '-c', script], input=src, cwd=ROOT, capture_output=True, text=True, timeout=300)
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertIn('val loss', r.stdout)
         self.assertIn('sample  3:', r.stdout)
         self.assertIn('cell done 20', r.stdout)
+        self.assertIn('mean loss', r.stdout.split('cell done')[1])  # explain() from the next cell
 
     def test_import_does_not_train(self):
         r = subprocess.run([sys.executable, '-c', 'import microgpt, sys; print(len(sys.modules["microgpt"].SETTINGS))',
