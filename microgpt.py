@@ -215,7 +215,6 @@ def sample():
         if token == BOS:
             break  # the model says the document ends here
         tokens.append(token)
-    tape.clear()  # drop the graph, if the weights were Values
     return decode(tokens)
 
 # ============================ Part 2: everything else is just efficiency ==========================
@@ -364,9 +363,8 @@ def load_model(path, given):  # all of the file is checked before anything is bu
             blob = json.loads(f.read())
     except (OSError, ValueError, RecursionError, MemoryError) as e:  # unreadable, not JSON, deep
         need(False, f'{bad} {getattr(e, "strerror", None) or type(e).__name__}')
-    need(type(blob) is dict and set(blob) == {'config', 'chars', 'state_dict'},
-         f'{bad} it needs exactly the keys config, chars and state_dict')
-    config, vocab, weights = blob['config'], blob['chars'], blob['state_dict']
+    need(type(blob) is dict, f'{bad} it needs the keys config, chars and state_dict')
+    config, vocab, weights = (blob.get(k) for k in ('config', 'chars', 'state_dict'))
     need(type(config) is dict and set(config) == set(SHAPE) and all(
         type(config[k]) is int for k in SHAPE), f'{bad} its config needs whole numbers {SHAPE}')
     need(type(vocab) is list and all(type(c) is str and len(c) == 1 for c in vocab) and
@@ -383,6 +381,8 @@ def load_model(path, given):  # all of the file is checked before anything is bu
         need(all(type(x) is float and math.isfinite(x) for row in mat for x in row),
              f'{bad} {name} holds something other than finite decimal numbers')
     use_model(vocab, weights)
+    probe = gpt(BOS, 0, [[] for _ in range(n_layer)], [[] for _ in range(n_layer)], float_weights())
+    need(all(map(math.isfinite, probe)), f'{bad} its weights make nan or inf logits')
 
 # --- training: Part 1's train(), shown as it goes; Ctrl-C or SIGTERM stops it between steps ------
 def chart(values, width=40):  # a series as one line of bars: ▁ its lowest value, █ its highest
