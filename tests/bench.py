@@ -1,7 +1,7 @@
 """Benchmarks for microgpt.py: the speed and memory figures of the README live here, not in the tests.
 
-    python tests/bench.py            # everything below but the full runs (about 15 minutes)
-    python tests/bench.py --full     # also the complete default runs, before and after (~1 more minute)
+    python tests/bench.py            # everything below but the full runs (about 6 minutes)
+    python tests/bench.py --full     # also the complete default runs, before and after (25 s more)
 
 The machine is shared and noisy, so what is compared runs side by side, taking turns, and we quote
 medians; a speedup is the median of the ratios of runs that ran next to each other. "Before" is

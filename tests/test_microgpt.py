@@ -529,17 +529,22 @@ class Sampling(unittest.TestCase):
         random.setstate(rng_state)
 
 
-class CommandLine(unittest.TestCase):
-    """10. Overrides work; every bad setting or input gets one clear line and the right exit code."""
+class InTempDir(unittest.TestCase):
+    """A temporary folder with a file of names and a path for a model; removed after each test."""
 
     def setUp(self):
         self.dir = tempfile.TemporaryDirectory()
         self.d = self.dir.name
         self.file = os.path.join(self.d, 'words.txt')
-        with open(self.file, 'w') as f: f.write('\n'.join(WORDS))
+        with open(self.file, 'w') as f: f.write('\n'.join(WORDS * 3))
+        self.model = os.path.join(self.d, 'model.json')
 
     def tearDown(self):
         self.dir.cleanup()
+
+
+class CommandLine(InTempDir):
+    """10. Overrides work; every bad setting or input gets one clear line and the right exit code."""
 
     def assert_clear_error(self, args, code, *needles):
         files = sorted(os.listdir(self.d))
@@ -587,7 +592,7 @@ class CommandLine(unittest.TestCase):
         self.assert_clear_error([f, f'--save={self.d}'], 2, 'is a folder or the input file')
         self.assert_clear_error([f, f'--save={self.file}'], 2, 'is a folder or the input file')
         self.assert_clear_error([f, '--save=/proc/m.json'], 2, 'cannot save')  # not writable, even as root
-        with open(self.file) as fh: self.assertEqual(fh.read(), '\n'.join(WORDS))  # left as it was
+        with open(self.file) as fh: self.assertEqual(fh.read(), '\n'.join(WORDS * 3))  # left as it was
 
     def test_bad_input_files(self):
         missing = os.path.join(self.d, 'missing.txt')
@@ -632,6 +637,7 @@ class CommandLine(unittest.TestCase):
         self.assertIn(b'train docs', p.stdout.readline())
         p.stdout.close()  # like `| head -1`
         err = p.stderr.read().decode()
+        p.stderr.close()
         p.wait(timeout=60)
         self.assertNotIn('Traceback', err)
         self.assertNotIn('BrokenPipe', err)
@@ -670,18 +676,8 @@ class Notebook(unittest.TestCase):
         self.assertEqual(r.stdout.strip(), str(len(m.SETTINGS)))
 
 
-class SaveLoadPrompt(unittest.TestCase):
+class SaveLoadPrompt(InTempDir):
     """Issue 5: keep what you trained, sample without retraining, complete a prompt."""
-
-    def setUp(self):
-        self.dir = tempfile.TemporaryDirectory()
-        self.d = self.dir.name
-        self.file = os.path.join(self.d, 'words.txt')
-        with open(self.file, 'w') as f: f.write('\n'.join(WORDS * 3))
-        self.model = os.path.join(self.d, 'model.json')
-
-    def tearDown(self):
-        self.dir.cleanup()
 
     def train_and_save(self, *args):
         rc, out, err = run(f'--input_file={self.file}', '--num_steps=40', f'--save={self.model}', *TINY, *args, cwd=self.d)
@@ -1082,22 +1078,15 @@ class LongDocuments(unittest.TestCase):
         self.assertIn(f'{sum(len(t) >= 8 for t in train)} train docs are longer than the context', out)
 
 
-class Hostile(unittest.TestCase):
+class Hostile(InTempDir):
     """Issue 9: hostile model files, numbers, signals, consoles and inputs."""
 
     def setUp(self):
-        self.dir = tempfile.TemporaryDirectory()
-        self.d = self.dir.name
-        self.file = os.path.join(self.d, 'words.txt')
-        with open(self.file, 'w') as f: f.write('\n'.join(WORDS * 3))
-        self.model = os.path.join(self.d, 'model.json')
+        super().setUp()
         rc, _, err = run(f'--input_file={self.file}', '--num_steps=5', f'--save={self.model}', '--eval_docs=0',
                          '--num_samples=0', *TINY, cwd=self.d)
         self.assertEqual(rc, 0, err)
         with open(self.model) as f: self.good = json.load(f)
-
-    def tearDown(self):
-        self.dir.cleanup()
 
     def run_model(self, text, *args, code=2):
         path = os.path.join(self.d, 'bad.json')
