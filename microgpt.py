@@ -477,7 +477,7 @@ def main(argv):  # everything, in order
     samples = [sample() for _ in range(num_samples)]
     for i, text in enumerate(samples):
         print(f'sample {i + 1:2d}: {text}')
-    copies = len([text for text in samples if text in set(train_docs)])
+    copies = sum(map(set(train_docs).__contains__, samples))  # the set is built once
     if samples:
         print(f'{num_samples - copies} of {num_samples} samples are new, {copies} copy a train doc')
     if given.get('explain'):

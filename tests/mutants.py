@@ -65,7 +65,7 @@ MUTANTS = [  # (what it breaks, text in microgpt.py, replacement)
     ('long documents: the window one token short', 'return tokens[start:start + block_size + 1]',
      'return tokens[start:start + block_size]'),
     ('running mean over all steps', 'sum(losses[-100:]) / len(losses[-100:])', 'sum(losses) / len(losses)'),
-    ('copies counted against the held-out documents', 'if text in set(train_docs)', 'if text in set(val_docs)'),
+    ('copies counted against the held-out documents', 'map(set(train_docs).__contains__', 'map(set(val_docs).__contains__'),
     ('model file: non-finite weights accepted', 'type(x) is float and math.isfinite(x)', 'type(x) is float'),
     ('Ctrl-C stops in the middle of a step', 'lambda *_, why=why: stop.append(why)', 'signal.default_int_handler'),
 ]
