@@ -262,10 +262,10 @@ def evaluate_floats(docs):  # prefix_cache: sorted, a document often starts as t
     return math.fsum(losses) / len(losses)
 
 # --- data parallelism (~ multi-GPU training): worker processes share each batch -----------------
-def share_grads(weights, batch):  # the summed loss and gradient of a share of a batch
+def share_grads(weights, batch):  # a share's summed loss, then the gradient its backward() left
     for p, w in zip(params, weights):
         p.data, p.grad = w, 0.0
-    return batch_loss(batch) * len(batch), [p.grad * len(batch) for p in params]  # in this order
+    return batch_loss(batch) * len(batch), [p.grad * len(batch) for p in params]
 def serve(pipe):  # in a worker: shares of batches in, their gradients out, until it is killed
     while True:
         pipe.send(share_grads(*pipe.recv()))
@@ -477,7 +477,7 @@ def main(argv):  # everything, in order
     samples = [sample() for _ in range(num_samples)]
     for i, text in enumerate(samples):
         print(f'sample {i + 1:2d}: {text}')
-    copies = sum(map(set(train_docs).__contains__, samples))  # the set is built once
+    copies = sum(map(set(train_docs).__contains__, samples))  # samples equal to a training doc
     if samples:
         print(f'{num_samples - copies} of {num_samples} samples are new, {copies} copy a train doc')
     if given.get('explain'):
