@@ -1,49 +1,69 @@
-"""microgpt: a GPT in plain Python. Part 1 is the GPT; Part 2 makes it fast; Part 3 runs it."""
-import contextlib, gc, json, math, multiprocessing, os, random, signal, sys, time
+"""microgpt: a whole GPT in plain Python, standard library only: data, tokenizer, autograd,
+model, Adam, training, evaluation and sampling. `python microgpt.py` runs it; --help lists
+its settings.
+
+Part 1 is the GPT, whole on its own: cut the file at Part 2 and it still trains and samples.
+Part 2 makes it fast without changing what it computes. Part 3 runs it.
+"""
+import math, random, zlib
 from operator import mul
+import base64, contextlib, difflib, gc, json, multiprocessing, os, re, signal, struct, sys, time
 
-# ==================================== Part 1: the GPT =============================================
-
-# --- settings: the reference run ------------------------------------------------------------------
+# ============================= Part 1: the GPT ===============================
+# Nothing here names Part 2 or 3. Part 2 swaps in faster functions of the same
+# signature for dot, linear, softmax, cross_entropy, batch_loss, evaluate, sample.
+# --- settings: the reference run ---------------------------------------------
 n_layer = 1               # transformer blocks
 n_embd = 16               # width of the vector that represents each token
-n_head = 4                # attention heads; each one looks at n_embd // n_head of those numbers
+n_head = 4                # attention heads; each one reads n_embd // n_head of those numbers
 block_size = 16           # context length: the most positions the model sees at once
 num_steps = 1000          # training steps: Adam updates
 batch_size = 1            # documents per step; their mean loss makes one update
-learning_rate = 0.01      # Adam's step size at step 0; it decays linearly to 0 at the last step
-beta1 = 0.85              # Adam: how slowly the running mean of the gradient forgets
-beta2 = 0.99              # Adam: how slowly the running mean of the squared gradient forgets
-eps = 1e-8                # Adam: keeps the step finite when the gradient is ~0
-init_std = 0.08           # standard deviation of the random initial weights
+learning_rate = 0.01      # Adam's step size at step 0; it decays linearly to 0
+beta1 = 0.85              # Adam: how slowly the mean of the gradient forgets
+beta2 = 0.99              # Adam: how slowly the mean of the squared gradient forgets
+eps = 1e-8                # Adam: keeps the step finite when a gradient is ~0
+init_std = None           # std of the initial weights; None: 0.08 * sqrt(16 / n_embd)
 temperature = 0.5         # sampling: below 1 picks likely characters more often, above 1 less
 prompt = ''               # every sample starts with this text and continues it
-seed = 42                 # one seed for the shuffle, the initial weights and the samples
+seed = 42                 # one seed for the training order, the initial weights and the samples
 
-# --- dataset: one document per non-empty line, shuffled, with a held-out part never trained on ----
+# --- dataset: each line a document; a tenth, chosen by its text, held out ----
 def split_docs(text):
-    docs = [line.strip() for line in text.splitlines() if line.strip()]
-    random.shuffle(docs)
-    n_val = max(1, min(len(docs) // 10, 5000))  # ~10% held out, to measure an honest loss
-    return docs[n_val:], docs[:n_val]            # train_docs, val_docs
+    """-> (train_docs, val_docs): the non-empty lines, exactly. A checksum of its text picks a
+    document's side, so repeats share one and all runs agree; the seed shuffles train_docs."""
+    docs = [doc for doc in text.replace('\r\n', '\n').split('\n') if doc]
+    crc = {doc: zlib.crc32(doc.encode('utf-8')) for doc in docs}
+    val_texts = {doc for doc in docs if crc[doc] % 10 == 0}  # about 1 in 10
+    if not val_texts or val_texts == set(docs):  # a tiny file: one held out
+        val_texts = {min(docs, key=crc.get, default='')}
+    train_docs = [doc for doc in docs if doc not in val_texts]
+    random.shuffle(train_docs)
+    return train_docs, [doc for doc in docs if doc in val_texts]
 
-# --- tokenizer: one token per character, plus BOS, which both starts and ends every document ------
-# chars (in id order), stoi (char -> id), BOS = len(chars), vocab_size: set by Part 3's use_model()
+# --- tokenizer: a token per character, plus BOS, which starts and ends a doc --
+def use_vocab(vocab):  # vocab: the characters, in token-id order
+    global chars, stoi, BOS, vocab_size
+    chars = list(vocab)
+    stoi = {c: i for i, c in enumerate(chars)}  # character -> token id
+    BOS = len(chars)                            # the last id
+    vocab_size = len(chars) + 1
+
 def encode(doc):
     return [BOS] + [stoi[c] for c in doc] + [BOS]
 
 def decode(ids):
     return ''.join(chars[i] for i in ids if i != BOS)
 
-# --- autograd: numbers that remember how they were made, and the chain rule run backwards ---------
-tape = []  # each Value made from others, in order: after its children (no search: 26% faster)
+# --- autograd: numbers that remember how they were made; the chain rule -------
+tape = []  # each Value made from others, in the order made: after its children
 
 class Value:
-    """One number in the graph: its data, d(loss)/d(data), and its local gradient to each child."""
-    __slots__ = ('data', 'grad', '_children', '_local_grads')  # no per-object dict: faster
+    """One number in the graph: its data, d(loss)/d(data), its local gradients."""
+    __slots__ = ('data', 'grad', '_children', '_local_grads')  # no dict: faster
     def __init__(self, data, children=(), local_grads=()):
         self.data, self.grad = data, 0.0
-        self._children, self._local_grads = children, local_grads  # and d(self)/d(each child)
+        self._children, self._local_grads = children, local_grads  # d(self)/d(child)
         if children:
             tape.append(self)
     def __add__(self, other):
@@ -65,46 +85,48 @@ class Value:
     def __rtruediv__(self, other): return other * self ** -1
 
     def backward(self):
-        """The chain rule: each node passes local_grad * its grad on to each child. Read from its
-        newest end, the tape reaches each node after all that use it: when its grad is whole."""
+        """The chain rule: each node passes local_grad * its grad on to each child. Read from
+        its newest end, the tape reaches a node after all that use it: when its grad is whole."""
         self.grad = 1.0
         for v in reversed(tape):
             for child, local_grad in zip(v._children, v._local_grads):
                 child.grad += local_grad * v.grad
-        tape.clear()  # the graph is used up; the next forward pass records a new one
+        tape.clear()  # the graph is used up; the next forward pass records anew
 
+# From here on, every function takes Values (recorded) or plain floats (not).
 def exp(x): return x.exp() if isinstance(x, Value) else math.exp(x)
 def log(x): return x.log() if isinstance(x, Value) else math.log(x)
 def relu(x): return x.relu() if isinstance(x, Value) else max(0.0, x)
-def data(x): return x.data if isinstance(x, Value) else x  # these work on floats too, unrecorded
+def data(x): return x.data if isinstance(x, Value) else x
 
-# --- model: a GPT-2-like transformer that reads one token at a time ------------------------------
+# --- model: a GPT-2-like transformer that reads one token at a time ----------
 def shapes():  # every weight matrix by its GPT-2 name: (rows, columns)
-    n, v = n_embd, vocab_size
-    sizes = {'wte': (v, n), 'wpe': (block_size, n), 'lm_head': (v, n)}
+    n = n_embd
+    sizes = {'wte': (vocab_size, n), 'wpe': (block_size, n), 'lm_head': (vocab_size, n)}
     for i in range(n_layer):
         sizes.update({f'layer{i}.attn_w{c}': (n, n) for c in 'qkvo'})
         sizes.update({f'layer{i}.mlp_fc1': (4 * n, n), f'layer{i}.mlp_fc2': (n, 4 * n)})
     return sizes
 
-def init_model():  # -> state_dict: each matrix as rows of random Values
-    return {name: [[Value(random.gauss(0, init_std)) for _ in range(cols)] for _ in range(rows)]
+def init_weights():  # {name: rows of random floats}
+    std = 0.08 * (16 / n_embd) ** 0.5 if init_std is None else init_std  # README: why
+    return {name: [[random.gauss(0, std) for _ in range(cols)] for _ in range(rows)]
             for name, (rows, cols) in shapes().items()}
 
+def use_weights(weights=None):  # the parameters: these weights, or new random ones
+    global state_dict, params
+    weights = weights or init_weights()
+    state_dict = {name: [[Value(x) for x in row] for row in weights[name]] for name in shapes()}
+    params = [p for mat in state_dict.values() for row in mat for p in row]
+
 def dot(a, b):  # sum of a_i * b_i
-    if fused and isinstance(a[0], Value):  # Part 2
-        return fused_dot(a, b)
     return sum(map(mul, a, b))
 
-def linear(x, w):  # (nout, nin) @ (nin,) -> (nout,): one dot product per row of w, no bias
-    if fused and isinstance(x[0], Value):  # Part 2
-        return fused_linear(x, w)
+def linear(x, w):  # (nout, nin) @ (nin,) -> (nout,): a dot product per row of w
     return [dot(w_row, x) for w_row in w]
 
 def softmax(logits):  # -> probabilities that sum to 1
-    if fused and isinstance(logits[0], Value):  # Part 2
-        return fused_softmax(logits)
-    top = max(data(l) for l in logits)  # subtracting the max changes nothing but keeps exp() finite
+    top = max(data(l) for l in logits)  # changes nothing, but keeps exp() finite
     exps = [exp(l - top) for l in logits]
     inv_total = sum(exps) ** -1
     return [e * inv_total for e in exps]
@@ -113,29 +135,35 @@ def rmsnorm(x):  # rescale x to a mean square of 1
     scale = (dot(x, x) / len(x) + 1e-5) ** -0.5
     return [xi * scale for xi in x]
 
-def gpt(token_id, pos_id, keys, values, sd=None):
-    """The logits (vocab_size,) for the token after this one. keys and values hold, per layer, the
-    vectors of the positions read so far; this call adds its own, so attention only looks back."""
+def empty_cache():  # keys and values: per layer, a vector per position read
+    return [[] for _ in range(n_layer)], [[] for _ in range(n_layer)]
+
+def gpt(token_id, pos_id, keys, values, sd=None, attention=None):
+    """The logits (vocab_size,) of the next token. keys, values: per layer, the vectors of the
+    positions read so far; this call adds its own, so attention only looks back. sd: the
+    weights, state_dict by default. attention: a list to append each head's weights to."""
     sd = sd or state_dict
     head_dim = n_embd // n_head
     x = rmsnorm([t + p for t, p in zip(sd['wte'][token_id], sd['wpe'][pos_id])])  # (n_embd,)
     for li in range(n_layer):
-        # 1) attention: each head averages the values so far, weighted by how well their key fits q
+        # 1) attention: each head averages the values so far, weighted by how their keys fit q
         x_residual = x
         x = rmsnorm(x)
-        q = linear(x, sd[f'layer{li}.attn_wq'])  # (n_embd,) what this position looks for
-        k = linear(x, sd[f'layer{li}.attn_wk'])  # (n_embd,) what it offers to be found by
-        v = linear(x, sd[f'layer{li}.attn_wv'])  # (n_embd,) what it passes on when found
+        q = linear(x, sd[f'layer{li}.attn_wq'])  # (n_embd,) what it looks for
+        k = linear(x, sd[f'layer{li}.attn_wk'])  # (n_embd,) what it offers
+        v = linear(x, sd[f'layer{li}.attn_wv'])  # (n_embd,) what it passes on
         keys[li].append(k)
         values[li].append(v)
         x_attn = []
         for h in range(n_head):
-            hs = h * head_dim  # this head's slice of each vector: hs .. hs + head_dim
+            hs = h * head_dim  # this head's slice: hs .. hs + head_dim
             q_h = q[hs:hs + head_dim]
-            k_h = [k_t[hs:hs + head_dim] for k_t in keys[li]]  # (T, head_dim), T positions so far
+            k_h = [k_t[hs:hs + head_dim] for k_t in keys[li]]  # (T, head_dim)
             v_h = [v_t[hs:hs + head_dim] for v_t in values[li]]
             attn_logits = [dot(q_h, k_t) * head_dim ** -0.5 for k_t in k_h]  # (T,)
             attn_weights = softmax(attn_logits)  # (T,)
+            if attention is not None:
+                attention.append(attn_weights)
             head_out = [dot(attn_weights, [v_t[j] for v_t in v_h]) for j in range(head_dim)]
             x_attn.extend(head_out)
         x = linear(x_attn, sd[f'layer{li}.attn_wo'])
@@ -149,351 +177,652 @@ def gpt(token_id, pos_id, keys, values, sd=None):
         x = [a + b for a, b in zip(x, x_residual)]
     return linear(x, sd['lm_head'])  # (vocab_size,)
 
-# --- loss: how surprised the model is by each real next token (cross-entropy) ---------------------
-def cross_entropy(logits, target):  # -log softmax(logits)[target], without ever taking log(0)
-    if fused and isinstance(logits[0], Value):  # Part 2
-        return fused_cross_entropy(logits, target)
+# --- loss: how surprised the model is by each real next token ----------------
+def cross_entropy(logits, target):  # -log softmax(logits)[target], never log(0)
     top = max(data(l) for l in logits)
     return log(sum(exp(l - top) for l in logits)) + top - logits[target]
 
-def doc_losses(tokens, sd=None):  # the loss at each position t: predict token t+1 from tokens 0..t
-    keys, values = [[] for _ in range(n_layer)], [[] for _ in range(n_layer)]
-    n = min(block_size, len(tokens) - 1)  # evaluation scores a long document's first block_size
-    return [cross_entropy(gpt(tokens[t], t, keys, values, sd), tokens[t + 1]) for t in range(n)]
+def doc_losses(tokens, sd=None):  # a loss per position: token t+1 given 0..t
+    keys, values = empty_cache()
+    losses = []
+    for pos_id in range(min(block_size, len(tokens) - 1)):  # at most block_size
+        token_id, target_id = tokens[pos_id], tokens[pos_id + 1]
+        logits = gpt(token_id, pos_id, keys, values, sd)
+        losses.append(cross_entropy(logits, target_id))
+    return losses
 
-def window(tokens):  # a document longer than the context: block_size + 1 tokens from a random start
+def window(tokens):  # a long document: block_size + 1 tokens from a random start
     start = random.randrange(len(tokens) - block_size) if len(tokens) > block_size + 1 else 0
     return tokens[start:start + block_size + 1]
 
-# --- optimizer: Adam, with bias correction --------------------------------------------------------
-def adam_step(step, m, v, lr):  # m, v: running means of each gradient and of its square
-    c1, c2 = 1 - beta1 ** (step + 1), 1 - beta2 ** (step + 1)  # m, v start at 0: undo that bias
+# --- optimizer: Adam, with bias correction -----------------------------------
+def adam_step(step, m, v, lr):  # m, v: running means of each gradient, its square
+    bias1 = 1 - beta1 ** (step + 1)  # m and v start at 0, so they run low early:
+    bias2 = 1 - beta2 ** (step + 1)  # m_hat and v_hat undo that
     for i, p in enumerate(params):
         m[i] = beta1 * m[i] + (1 - beta1) * p.grad
         v[i] = beta2 * v[i] + (1 - beta2) * p.grad * p.grad
-        p.data -= lr * (m[i] / c1) / (math.sqrt(v[i] / c2) + eps)
+        m_hat = m[i] / bias1
+        v_hat = v[i] / bias2
+        p.data -= lr * m_hat / (math.sqrt(v_hat) + eps)
         p.grad = 0.0
 
-# --- training: batches of documents, one Adam update each ----------------------------------------
-def batch_loss(batch):  # the mean loss of some documents (token lists); backward() fills p.grad
-    doc_means = [sum(losses) / len(losses) for losses in map(doc_losses, batch)]  # over positions
+# --- training: batches of documents, one Adam update each --------------------
+def batch_loss(batch):  # mean loss of some token lists; backward() fills p.grad
+    doc_means = [sum(ls) / len(ls) for ls in map(doc_losses, batch)]  # over positions
     loss = sum(doc_means) / len(doc_means)
     loss.backward()
     return loss.data
 
-def train(train_docs):  # yields (step, loss) after each update, for Part 3 to show or to stop
-    m, v = [0.0] * len(params), [0.0] * len(params)
-    for step in range(num_steps):
+def train(train_docs, m, v, start=0):  # yields (step, loss); m, v: Adam's, to go on later
+    for step in range(start, num_steps):
         docs = [train_docs[(step * batch_size + j) % len(train_docs)] for j in range(batch_size)]
         batch = [window(encode(doc)) for doc in docs]
-        loss = parallel_batch_loss(batch) if pool else batch_loss(batch)  # Part 2: workers
-        adam_step(step, m, v, learning_rate * (1 - step / num_steps))  # decays linearly to 0
+        loss = batch_loss(batch)
+        adam_step(step, m, v, learning_rate * (1 - step / num_steps))  # decays to 0
         yield step, loss
 
-# --- evaluation: the mean loss per predicted token on documents never trained on ------------------
-def evaluate(docs):
-    if no_grad:  # Part 2
-        return evaluate_floats(docs)
+# --- evaluation: the mean loss per predicted token, on documents not trained on
+def evaluate(docs, progress=None):  # progress(done, total): called after each doc
     losses = []
-    for doc in docs:
-        losses += [loss.data for loss in doc_losses(encode(doc))]
-        tape.clear()  # no backward() here: drop the graph
-    return math.fsum(losses) / len(losses)  # fsum: the exact sum, in any order
+    for done, doc in enumerate(docs, 1):
+        losses += [data(loss) for loss in doc_losses(encode(doc))]
+        tape.clear()  # no backward() follows: drop the graph
+        if progress:
+            progress(done, len(docs))
+    return math.fsum(losses) / len(losses)  # fsum: exact, in any order
 
-# --- sampling: feed the model its own choices, one character at a time ----------------------------
-def sample():
-    sd = float_weights() if no_grad else state_dict  # Part 2
-    keys, values = [[] for _ in range(n_layer)], [[] for _ in range(n_layer)]
+# --- sampling: feed the model its own choices, one character at a time -------
+def sample(sd=None):  # a new document that starts with prompt: block_size at most
+    keys, values = empty_cache()
     tokens = [BOS] + [stoi[c] for c in prompt]
-    for pos in range(block_size):
-        logits = gpt(tokens[pos], pos, keys, values, sd)
-        if pos + 1 < len(tokens):
+    for pos_id in range(block_size):
+        logits = gpt(tokens[pos_id], pos_id, keys, values, sd)
+        if pos_id + 1 < len(tokens):
             continue  # still reading the prompt
         top = max(map(data, logits))
-        probs = softmax([(l - top) / temperature for l in logits])  # sharper below 1, flatter above
-        token = random.choices(range(vocab_size), weights=list(map(data, probs)))[0]
-        if token == BOS:
+        probs = softmax([(l - top) / temperature for l in logits])  # see the README
+        token_id = random.choices(range(vocab_size), weights=list(map(data, probs)))[0]
+        if token_id == BOS:
             break  # the model says the document ends here
-        tokens.append(token)
+        tokens.append(token_id)
+    tape.clear()  # no backward() follows
     return decode(tokens)
 
-# ============================ Part 2: everything else is just efficiency ==========================
-# Each item computes exactly what Part 1 does, only faster; --name=False turns it off.
-fused = True              # fused graph nodes: a step makes ~2,900 of them instead of ~55,000
+# ================ Part 2: everything else is just efficiency =================
+# Each item computes exactly what Part 1 does, only faster; --name=False turns it
+# off. Each keeps the Part 1 function it replaces as plain_<name>.
+fused = True              # fused graph nodes: a step makes ~2,900 of them, not ~55,000
 no_grad = True            # evaluate and sample on plain floats, with no graph
 prefix_cache = True       # evaluation reuses the work of a shared prefix
-pause_gc = True           # the garbage collector rests in training: our graph has no cycles to free
-workers = os.cpu_count() or 1  # processes that share each batch (at most batch_size are used)
-pool = []                 # (pipe, process) of each other worker, while a run with workers trains
+pause_gc = True           # the garbage collector rests in training: no cycles to free
+workers = os.cpu_count() or 1  # processes that share each batch (batch_size at most)
 
-# --- fused nodes (~ tensor kernels): one node for a whole dot product, softmax output or loss ---
-def fused_dot(a, b):
-    ad, bd = [ai.data for ai in a], [bi.data for bi in b]
-    return Value(sum(map(mul, ad, bd)), a + b, bd + ad)  # d/da_i = b_i, d/db_i = a_i
-def fused_linear(x, w):
+# --- fused nodes (~ tensor kernels): one node for a dot product, softmax output, loss
+# Candidly: these trade clarity for speed (4.9x in training), so Part 1 has none.
+plain_dot, plain_linear, plain_softmax, plain_cross_entropy = dot, linear, softmax, cross_entropy
+
+def dot(a, b):  # one node: d/da_i = b_i, d/db_i = a_i
+    if not (fused and isinstance(a[0], Value)):
+        return plain_dot(a, b)
+    ad = [ai.data for ai in a]
+    bd = [bi.data for bi in b]
+    return Value(sum(map(mul, ad, bd)), a + b, bd + ad)
+
+def linear(x, w):  # one node per output: d/dw_ij = x_j, d/dx_j = w_ij
+    if not (fused and isinstance(x[0], Value)):
+        return plain_linear(x, w)
     xd = [xi.data for xi in x]  # read x's data once, for every row
     rows = [[wi.data for wi in w_row] for w_row in w]
     return [Value(sum(map(mul, wd, xd)), w_row + x, xd + wd) for w_row, wd in zip(w, rows)]
-def fused_softmax(logits):  # output i is one node: d p_i / d logit_j = p_i * (1[i = j] - p_j)
-    probs = softmax([l.data for l in logits])
+
+def softmax(logits):  # one node per output: d p_i / d logit_j = p_i * (1[i = j] - p_j)
+    if not (fused and isinstance(logits[0], Value)):
+        return plain_softmax(logits)
+    probs = plain_softmax([l.data for l in logits])
     return [Value(p, logits, [p * ((i == j) - q) for j, q in enumerate(probs)])
             for i, p in enumerate(probs)]
-def fused_cross_entropy(logits, target):  # one node: d loss / d logit_j = p_j - 1[j = target]
-    floats = [l.data for l in logits]
-    grads = [p - (j == target) for j, p in enumerate(softmax(floats))]
-    return Value(cross_entropy(floats, target), logits, grads)
 
-# --- inference: plain floats (~ torch.no_grad), and prefix caching (~ inference servers) ----------
-def float_weights():  # no_grad: evaluation and sampling on plain floats build no graph
+def cross_entropy(logits, target):  # one node: d loss / d logit_j = p_j - 1[j = target]
+    if not (fused and isinstance(logits[0], Value)):
+        return plain_cross_entropy(logits, target)
+    floats = [l.data for l in logits]
+    grads = [p - (j == target) for j, p in enumerate(plain_softmax(floats))]
+    return Value(plain_cross_entropy(floats, target), logits, grads)
+
+# --- plain floats (~ torch.no_grad), and a prefix cache (~ inference servers) --
+plain_evaluate, plain_sample = evaluate, sample
+
+def float_weights():  # state_dict as plain floats: gpt() on these builds no graph
     return {name: [[p.data for p in row] for row in mat] for name, mat in state_dict.items()}
-def evaluate_floats(docs):  # prefix_cache: sorted, a document often starts as the one before
-    sd, fed, losses, started = float_weights(), [], [], time.time()
-    keys, values, logits = [[] for _ in range(n_layer)], [[] for _ in range(n_layer)], []
-    for done, doc in enumerate(sorted(docs) if prefix_cache else docs):
-        tokens = encode(doc)[:block_size + 1]  # the first block_size predictions, as doc_losses()
-        shared = len(os.path.commonprefix([tokens[:-1], fed])) if prefix_cache else 0  # any lists
+
+def sample(sd=None):
+    return plain_sample(float_weights() if no_grad and sd is None else sd)
+
+def evaluate(docs, progress=None):  # sorted, a doc often starts as the one before
+    if not no_grad:
+        return plain_evaluate(docs, progress)
+    sd = float_weights()
+    keys, values = empty_cache()
+    logits = []  # per position fed so far: what a shared start computed, with keys, values
+    fed = []
+    losses = []
+    for done, doc in enumerate(sorted(docs) if prefix_cache else docs, 1):
+        tokens = encode(doc)[:block_size + 1]  # its first block_size predictions
+        shared = len(os.path.commonprefix([tokens[:-1], fed])) if prefix_cache else 0
         for cache in keys + values + [logits]:  # keep what the shared start computed
             del cache[shared:]
-        logits += [gpt(tokens[t], t, keys, values, sd) for t in range(shared, len(tokens) - 1)]
+        for pos_id in range(shared, len(tokens) - 1):
+            logits.append(gpt(tokens[pos_id], pos_id, keys, values, sd))
         losses += [cross_entropy(logits[t], tokens[t + 1]) for t in range(len(tokens) - 1)]
         fed = tokens[:-1]
-        if sys.stdout.isatty() and time.time() - started > 1:  # progress, once it takes a second
-            print(f'evaluating {done + 1} / {len(docs)} docs', end='\r', flush=True)
+        if progress:
+            progress(done, len(docs))
     return math.fsum(losses) / len(losses)
 
-# --- data parallelism (~ multi-GPU training): worker processes share each batch -----------------
-def share_grads(weights, batch):  # a share's summed loss, then the gradient its backward() left
+# --- a resting collector (~ memory management): the graph has no cycles to free
+@contextlib.contextmanager
+def resting_collector():  # in training, the collector would scan the graph often
+    paused = pause_gc and gc.isenabled()
+    if paused:
+        gc.disable()
+    try:
+        yield
+    finally:
+        if paused:
+            gc.enable()
+
+# --- data parallelism (~ multi-GPU training): worker processes share a batch --
+plain_batch_loss = batch_loss
+pool = []  # (pipe, process) of each other worker, while training with workers
+
+def share_grads(weights, batch):  # a share's summed loss, and its summed gradient
     for p, w in zip(params, weights):
         p.data, p.grad = w, 0.0
-    return batch_loss(batch) * len(batch), [p.grad * len(batch) for p in params]
-def serve(pipe):  # in a worker: shares of batches in, their gradients out, until it is killed
+    loss = plain_batch_loss(batch)
+    return loss * len(batch), [p.grad * len(batch) for p in params]
+
+def serve(pipe):  # in a worker: shares of batches in, gradients out, until killed
     while True:
         pipe.send(share_grads(*pipe.recv()))
-def parallel_batch_loss(batch):  # this process and each worker take a share; plain floats travel
-    n, weights = len(pool) + 1, [p.data for p in params]
-    batch = sorted(batch, key=len)  # then dealt out in turn: shares of about the same work
+
+def batch_loss(batch):  # this process and each worker take a share: floats travel
+    if not pool:
+        return plain_batch_loss(batch)
+    n = len(pool) + 1
+    weights = [p.data for p in params]
+    batch = sorted(batch, key=len)  # dealt out in turn: shares of about equal work
     for i, (pipe, _) in enumerate(pool):
         pipe.send((weights, batch[i + 1::n]))
     results = [share_grads(weights, batch[::n])] + [pipe.recv() for pipe, _ in pool]
-    for p, grad in zip(params, map(sum, zip(*[grads for _, grads in results]))):
-        p.grad = grad / len(batch)
+    shares = [grads for _, grads in results]
+    for p, grads in zip(params, zip(*shares)):  # grads: p's, one from each share
+        p.grad = sum(grads) / len(batch)
     return sum(loss for loss, _ in results) / len(batch)
 
-# ==================================== Part 3: running it ==========================================
+@contextlib.contextmanager
+def worker_pool(n):  # n - 1 workers forked from this process, killed and joined at exit
+    with contextlib.ExitStack() as undo:
+        undo.callback(pool.clear)
+        for _ in range(n - 1):
+            ours, theirs = multiprocessing.Pipe()
+            process = multiprocessing.get_context('fork').Process(target=serve, args=(theirs,))
+            process.daemon = True
+            process.start()
+            undo.callback(process.join)
+            undo.callback(process.kill)
+            pool.append((ours, process))
+        yield
 
-# --- settings from the command line: --name=value, each one checked -------------------------------
+# =========================== Part 3: running it ==============================
+# main() first: the run in order. Then what it uses: flags, files, the training
+# window, explain(), and the command line.
+
+# --- run: every step of `python microgpt.py`, in order -----------------------
+def main(argv=()):
+    """Settings, data, model, training, saving, evaluation and samples, as
+    `python microgpt.py` does them. argv: --name=value flags. Raises MicrogptError."""
+    if '-h' in argv or '--help' in argv:
+        print(help_text())
+        return
+    given = configure(argv)
+    state = load_model(load or resume, given, bool(resume)) if load or resume else None
+    path = input_path()
+    if path != input_file:
+        print(f'reading {path}: the current folder has no {input_file}')
+    text = read_text(path)
+    if state and state['input_crc'] != zlib.crc32(text.encode('utf-8')):
+        fail(f'{path!r} is not the text that {resume!r} was trained on: give that '
+             f'--input_file, or --load to start a new schedule on this one')
+    random.seed(seed)
+    train_docs, val_docs = split_docs(text)
+    if not train_docs:
+        fail(f'input file {path!r} needs 2 different non-empty lines: to train on, to hold out')
+    if not (load or resume):
+        use_vocab(sorted(set(''.join(train_docs + val_docs))))
+        use_weights()
+    check_known(prompt, '--prompt')
+    check_known(given.get('explain', ''), '--explain')
+    check_known(''.join(train_docs + val_docs), 'the input file')
+    save_to = save or resume  # a resumed run saves back where it came from
+    if save_to:
+        check_save_path(save_to, path)
+    print(f'{len(train_docs)} train docs, {len(val_docs)} held out | vocab {vocab_size} '
+          f'| {len(params)} params | fused={fused}')
+    too_long = sum(len(doc) >= block_size for doc in train_docs)
+    if too_long:
+        print(f'{too_long} train docs are longer than the context: training reads a window of each')
+    if state:
+        random.setstate(state['random_state'])
+        print(f'resuming {resume} at step {state["step"]} of {num_steps}')
+    adam = state or {'step': 0, 'm': [0.0] * len(params), 'v': [0.0] * len(params)}
+    step = run_training(train_docs, val_docs, adam['m'], adam['v'], adam['step'])
+    if save_to:
+        save_model(save_to, adam['m'], adam['v'], step, zlib.crc32(text.encode('utf-8')))
+        more = f'; go on with --resume={save_to}' if step < num_steps else ''
+        print(f'saved the model to {save_to} at step {step} of {num_steps}{more}')
+    n = min(eval_docs, len(val_docs))
+    if n:
+        val_loss = evaluate(val_docs[:n], progress_of('held-out docs'))
+        train_loss = evaluate(train_docs[:n], progress_of('train docs'))
+        print(f'val loss {fmt(val_loss)} | train loss {fmt(train_loss)}')
+    random.seed(seed)  # so the samples depend only on the weights and the seed
+    samples = [sample() for _ in range(num_samples)]
+    for i, doc in enumerate(samples, 1):
+        cut = '…' if len(doc) == block_size else ''  # no end drawn: cut at the context
+        print(f'sample {i:2d}: {doc + cut if doc else "(empty)"}')
+    train_set = set(train_docs)
+    copies = sum(doc in train_set for doc in samples)  # equal to a training document
+    if samples:
+        print(f'{len(samples) - copies} of {len(samples)} samples are new, '
+              f'{copies} copy a train doc')
+    if given.get('explain'):
+        explain(given['explain'])
+
+# --- settings of the run, and the flags that change any setting --------------
 input_file = 'input.txt'  # the training text: one document per line
-eval_docs = 5000          # held-out docs to score after training (and as many train docs); 0: none
+eval_interval = 100       # score eval_iters held-out docs every this many steps; 0: never
+eval_iters = 50           # held-out docs scored at each eval_interval (always the same)
+eval_docs = 5000          # held-out docs to score after training (as many train docs)
 num_samples = 20          # how many samples to print at the end
-save = ''                 # after training, write the model to this JSON file
-load = ''                 # start from a model saved with --save instead of from random weights
-SETTINGS = {k: v for k, v in globals().items() if k[0] != '_' and isinstance(v, (int, float, str))}
-SETTINGS['explain'] = ''  # --explain=TEXT: an x-ray of the model reading TEXT, by explain() below
-SHAPE = ('n_layer', 'n_embd', 'n_head', 'block_size')  # the settings that a saved model fixes
+save = ''                 # write the model, and what --resume needs, to this JSON file
+load = ''                 # start from a saved model's weights, with a new schedule
+resume = ''               # go on with a run saved by --save, exactly where it stopped
+FLAGS = {  # every --name=value flag, by part: a setting, or --explain=TEXT
+    'Part 1, the GPT': 'n_layer n_embd n_head block_size num_steps batch_size '
+                       'learning_rate beta1 beta2 eps init_std temperature prompt seed',
+    'Part 2, efficiency': 'fused no_grad prefix_cache pause_gc workers',
+    'Part 3, running it': 'input_file eval_interval eval_iters eval_docs num_samples '
+                          'save load resume explain'}
+KIND = {name: type(globals().get(name, '')) for names in FLAGS.values()
+        for name in names.split()}
+KIND['init_std'] = float  # its default, None, scales with the width
+SHAPE = ('n_layer', 'n_embd', 'n_head', 'block_size')  # what a saved model fixes
+RUN = ('num_steps', 'batch_size', 'learning_rate', 'beta1', 'beta2', 'eps', 'seed')
 
-def need(ok, message, code=2):  # errors are for people: one line, what is wrong and what to do
-    if not ok:
-        print(f'microgpt: {message}', file=sys.stderr)
-        raise SystemExit(code)
-def configure(argv):  # defaults, then the --name=value overrides; returns {name: value} of those
+class MicrogptError(Exception):  # one line: what is wrong, and what to do
+    def __init__(self, message, code=2):  # exit code: 2 bad settings or input, 1 a run gone wrong
+        super().__init__(message)
+        self.code = code
+
+def fail(message, code=2):
+    raise MicrogptError(message, code)
+
+def settings():  # {name: value} of every setting as it stands now
+    return {name: globals()[name] for name in KIND if name != 'explain'}
+
+def configure(argv):
+    """Check the --name=value flags, and every setting with them; then apply them over
+    the settings as they stand (the defaults, or what a notebook cell or a program
+    assigned), where they stay. Returns {name: value} of the flags. Raises MicrogptError."""
     given = {}
-    for arg in argv:
-        name, _, text = arg[2:].partition('=')
-        need(arg.startswith('--') and name in SETTINGS,
-             f"unknown setting {arg!r}; the settings are --{', --'.join(SETTINGS)}")
-        kind = type(SETTINGS[name])
-        need(kind is not bool or text.lower() in ('true', 'false'), f'--{name} takes True or False')
+    for i, arg in enumerate(argv):
+        name, has_value, text = arg[2:].partition('=')
+        kind = KIND.get(name) if arg.startswith('--') else None
+        if kind is None:
+            close = difflib.get_close_matches(name or arg, KIND, n=1)
+            hint = f'did you mean --{close[0]}?' if close else '--help lists them'
+            fail(f'unknown setting {arg!r}; {hint}')
+        if name in given:
+            fail(f'--{name} is given twice; give it once')
+        if not has_value and kind is not bool:
+            value = argv[i + 1] if i + 1 < len(argv) else 'VALUE'
+            fail(f'--{name} needs "=" before its value: write --{name}={value}')
+        text = text if has_value else 'true'  # a bare switch turns it on
+        if kind is bool and text.lower() not in ('true', 'false'):
+            fail(f'--{name} takes True or False, not {text!r}')
         try:
             given[name] = text.lower() == 'true' if kind is bool else kind(text)
         except ValueError:
-            need(False, f'--{name} takes {"a whole number" if kind is int else "a number"}: {text}')
-    globals().update({k: v for k, v in dict(SETTINGS, **given).items() if k != 'explain'})
-    check_settings()
+            whole = 'a whole number' if kind is int else 'a number'
+            fail(f'--{name} takes {whole}, not {text!r}')
+    check_settings({**settings(), **given})
+    globals().update({name: value for name, value in given.items() if name != 'explain'})
     return given
-def check_settings(where=''):  # stops at the first impossible setting
-    need(min(n_layer, n_embd, n_head, block_size) >= 1, f'{where}the sizes must be at least 1')
-    need(n_embd % n_head == 0, f'{where}n_embd={n_embd} must be a multiple of n_head={n_head}')
-    need(len(prompt) < block_size, f'{where}--prompt must be shorter than block_size={block_size}')
-    need(min(batch_size, workers) >= 1, 'batch_size and workers must be at least 1')
-    need(min(num_steps, num_samples, eval_docs, seed) >= 0,
-         'num_steps, num_samples, eval_docs and seed cannot be negative')
-    need(all(0 < x < math.inf for x in (learning_rate, eps, temperature)),
-         'learning_rate, eps and temperature must be finite and > 0')
-    need(0 <= init_std < math.inf and 0 <= beta1 < 1 and 0 <= beta2 < 1,
-         'init_std must be finite and >= 0, beta1 and beta2 at least 0 and below 1')
 
-# --- files: the training text, and the model as JSON, which is checked as untrusted input --------
+def check_settings(s, where=''):  # s: {name: value}; stops at the first impossible one
+    if min(s[k] for k in SHAPE) < 1:
+        fail(f'{where}n_layer, n_embd, n_head and block_size must be at least 1')
+    if s['n_embd'] % s['n_head']:
+        fail(f'{where}n_embd={s["n_embd"]} must be a multiple of n_head={s["n_head"]}')
+    if len(s['prompt']) >= s['block_size']:
+        fail(f'{where}--prompt must be shorter than block_size={s["block_size"]}')
+    if min(s['batch_size'], s['workers']) < 1:
+        fail('batch_size and workers must be at least 1')
+    counts = ('num_steps', 'num_samples', 'eval_interval', 'eval_iters', 'eval_docs', 'seed')
+    if min(s[k] for k in counts) < 0:
+        fail(f'{", ".join(counts)} cannot be negative')
+    if not all(0 < s[k] < math.inf for k in ('learning_rate', 'eps', 'temperature')):
+        fail('learning_rate, eps and temperature must be finite and > 0')
+    if s['init_std'] is not None and not 0 <= s['init_std'] < math.inf:
+        fail('init_std must be finite and >= 0')
+    if not (0 <= s['beta1'] < 1 and 0 <= s['beta2'] < 1):
+        fail('beta1 and beta2 must be at least 0 and below 1')
+    if s['load'] and s['resume']:
+        fail('--load and --resume both read a model: give one of them')
+
+def help_text():  # each flag, its value now, and the comment beside its setting
+    try:
+        with open(__file__, encoding='utf-8') as f:
+            comments = dict(re.findall(r'^(\w+) = .*?  # (.*)$', f.read(), re.M))
+    except (NameError, OSError):  # pasted into a notebook: no file to read
+        comments = {}
+    comments['explain'] = 'after sampling, an x-ray of the model reading this text'
+    lines = ['usage: python microgpt.py [--name=value ...]  (a bare --switch means True)']
+    for part, names in FLAGS.items():
+        lines.append(f'{part}:')
+        for name in names.split():
+            value = repr(settings()[name]) if name in settings() else 'TEXT'
+            flag = f'--{name}={value}'
+            lines.append(f'  {flag:25} {comments.get(name, "")}')
+    return '\n'.join(lines)
+
+# --- files: the text, and the model as JSON, checked as untrusted input ------
+def input_path():  # input_file, or by default the input.txt beside this file
+    if input_file != 'input.txt' or os.path.exists(input_file) or '__file__' not in globals():
+        return input_file
+    beside = os.path.join(os.path.dirname(os.path.abspath(__file__)), input_file)
+    return beside if os.path.exists(beside) else input_file
+
 def read_text(path, limit=2**28):  # the text of a UTF-8 file of at most 256 MB
     try:
         with open(path, 'rb') as f:
             raw = f.read(limit + 1)
-        need(len(raw) <= limit, f'input file {path!r} is over {limit >> 20} MB; use a part of it')
+        if len(raw) > limit:
+            fail(f'input file {path!r} is over {limit >> 20} MB; use a part of it')
         return raw.decode('utf-8-sig')  # -sig: drop a byte-order mark
-    except (OSError, UnicodeDecodeError) as e:  # missing, a folder, unreadable, or not UTF-8 text
-        need(False, f'cannot read input file {path!r} ({e}); pass a UTF-8 text file')
-def use_model(vocab, weights=None):  # the tables and weights that Part 1 reads: new, or these
-    global chars, stoi, BOS, vocab_size, state_dict, params
-    chars = list(vocab)  # any Unicode characters: é, ß, emoji, CJK
-    stoi = {c: i for i, c in enumerate(chars)}
-    BOS, vocab_size = len(chars), len(chars) + 1  # BOS is the last id
-    state_dict = init_model() if weights is None else {
-        name: [[Value(x) for x in row] for row in mat] for name, mat in weights.items()}
-    params = [p for mat in state_dict.values() for row in mat for p in row]
-def save_model(path, dry_run=False):  # a dry run, before training, checks that the path will do
-    taken = os.path.isdir(path) or os.path.isfile(path) and os.path.samefile(path, input_file)
-    need(not taken, f'--save={path} is a folder or the input file; save the model as another file')
-    tmp = f'{path}.tmp{os.getpid()}'  # written beside the target, then renamed: never half a file
+    except (OSError, UnicodeDecodeError) as e:  # missing, a folder, not UTF-8, ...
+        fail(f'cannot read input file {path!r} ({e}); pass a UTF-8 text file')
+
+def check_known(text, what):  # the model has a token for every character of text
+    unknown = ''.join(sorted(set(text) - set(chars)))
+    if unknown:
+        fail(f'the model does not know these characters of {what}: {unknown[:20]!r}; '
+             f'it knows {"".join(chars)[:60]!r}')
+
+def check_save_path(path, text_path):  # before any work: a save that would fail, fails now
+    if os.path.isdir(path) or os.path.isfile(path) and os.path.samefile(path, text_path):
+        fail(f'--save={path} is a folder or the input file; save the model as another file')
+    try:
+        with open(f'{path}.tmp{os.getpid()}', 'w', encoding='utf-8'):
+            pass
+        os.remove(f'{path}.tmp{os.getpid()}')
+    except OSError as e:
+        fail(f'cannot save the model to {path!r}: {e.strerror}')
+
+def pack(floats):  # Adam's m or v as text: exact, and 3x faster to write than JSON numbers
+    return base64.b64encode(struct.pack(f'<{len(floats)}d', *floats)).decode('ascii')
+
+def unpack(text, n):  # -> n finite floats, or None
+    try:
+        raw = base64.b64decode(text, validate=True)
+    except (TypeError, ValueError):  # not a string, or not base64
+        return None
+    floats = list(struct.unpack(f'<{n}d', raw)) if len(raw) == 8 * n else [math.nan]
+    return floats if all(map(math.isfinite, floats)) else None
+
+def save_model(path, m, v, step, input_crc):  # via a temp file, flushed, then renamed
+    training = {'step': step, 'settings': {k: KIND[k](globals()[k]) for k in RUN},
+                'input_crc': input_crc, 'random_state': random.getstate(),
+                'm': pack(m), 'v': pack(v)}
+    blob = {'config': {k: globals()[k] for k in SHAPE}, 'chars': chars,
+            'state_dict': float_weights(), 'training': training}
+    tmp = f'{path}.tmp{os.getpid()}'
     try:
         with open(tmp, 'w', encoding='utf-8') as f:
-            json.dump({} if dry_run else {'config': {k: globals()[k] for k in SHAPE},
-                                          'chars': chars, 'state_dict': float_weights()}, f)
+            json.dump(blob, f)
             f.flush()
             os.fsync(f.fileno())
-        if not dry_run:
-            os.replace(tmp, path)
+        os.replace(tmp, path)
     except OSError as e:
-        need(False, f'cannot save the model to {path!r}: {e.strerror}', 2 if dry_run else 1)
+        fail(f'cannot save the model to {path!r}: {e.strerror}', 1)
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
-def load_model(path, given):  # all of the file is checked before anything is built from it
+
+def load_model(path, given, resuming):
+    """Read a model file, all of it checked as untrusted input before anything is built
+    from it. Its shape, and to resume its run's settings, replace the settings; a flag
+    that contradicts one is an error. Returns, to resume, {'step', 'm', 'v',
+    'random_state', 'input_crc'}, else None. Raises MicrogptError."""
     bad = f'model file {path!r} is not a microgpt model (use a file made by --save):'
     try:
         with open(path, 'rb') as f:
             blob = json.loads(f.read())
-    except (OSError, ValueError, RecursionError, MemoryError) as e:  # unreadable, not JSON, deep
-        need(False, f'{bad} {getattr(e, "strerror", None) or type(e).__name__}')
-    need(type(blob) is dict, f'{bad} it needs the keys config, chars and state_dict')
-    config, vocab, weights = (blob.get(k) for k in ('config', 'chars', 'state_dict'))
-    need(type(config) is dict and set(config) == set(SHAPE) and all(
-        type(config[k]) is int for k in SHAPE), f'{bad} its config needs whole numbers {SHAPE}')
-    need(type(vocab) is list and all(type(c) is str and len(c) == 1 for c in vocab) and
-         len(set(vocab)) == len(vocab), f'{bad} its chars must be distinct single characters')
-    for k in set(SHAPE) & set(given):
-        need(given[k] == config[k], f'--{k}={given[k]} contradicts {path!r}, with {k}={config[k]}')
-    globals().update(config, vocab_size=len(vocab) + 1)
-    check_settings(f'with the model in {path!r}: ')
-    need(type(weights) is dict and len(weights) == 3 + 6 * n_layer, f'{bad} not all the matrices')
-    for name, (rows, cols) in shapes().items():  # as many as the file holds: bounded by its size
+    except (OSError, ValueError, RecursionError, MemoryError) as e:  # not JSON, too deep
+        fail(f'{bad} {getattr(e, "strerror", None) or type(e).__name__}')
+    if type(blob) is not dict:
+        fail(f'{bad} it needs the keys config, chars and state_dict')
+    config, vocab, weights = blob.get('config'), blob.get('chars'), blob.get('state_dict')
+    if type(config) is not dict or set(config) != set(SHAPE) or any(
+            type(config[k]) is not int for k in SHAPE):
+        fail(f'{bad} its config needs whole numbers {SHAPE}')
+    if type(vocab) is not list or len(set(vocab)) != len(vocab) or any(
+            type(c) is not str or len(c) != 1 for c in vocab):
+        fail(f'{bad} its chars must be distinct single characters')
+    training = blob.get('training') if resuming else {}
+    if type(training) is not dict:
+        fail(f'{path!r} holds no training state (saved before --resume existed); '
+             f'--load starts a new schedule from its weights')
+    if resuming:
+        run = training.get('settings')
+        if type(run) is not dict or set(run) != set(RUN) or any(
+                type(run[k]) is not KIND[k] for k in RUN):
+            fail(f'{bad} its training settings need {RUN}')
+        config = {**config, **run}
+    for name in [name for name in config if name in given]:
+        if given[name] != config[name]:
+            fail(f'--{name}={given[name]} contradicts {path!r}, with {name}={config[name]}')
+    check_settings({**settings(), **config}, f'with the model in {path!r}: ')
+    globals().update(config)
+    use_vocab(vocab)
+    if type(weights) is not dict or len(weights) != 3 + 6 * n_layer:
+        fail(f'{bad} not all the matrices')
+    for name, (rows, cols) in shapes().items():  # no bigger than the file: its size bounds it
         mat = weights.get(name)
-        need(type(mat) is list and len(mat) == rows and all(type(row) is list and len(row) == cols
-                                                            for row in mat), f'{bad} {name} shape')
-        need(all(type(x) is float and math.isfinite(x) for row in mat for x in row),
-             f'{bad} {name} holds something other than finite decimal numbers')
-    use_model(vocab, weights)
-    probe = gpt(BOS, 0, [[] for _ in range(n_layer)], [[] for _ in range(n_layer)], float_weights())
-    need(all(map(math.isfinite, probe)), f'{bad} its weights make nan or inf logits')
+        if type(mat) is not list or len(mat) != rows or any(
+                type(row) is not list or len(row) != cols for row in mat):
+            fail(f'{bad} {name} shape')
+        if not all(type(x) is float and math.isfinite(x) for row in mat for x in row):
+            fail(f'{bad} {name} holds something other than finite decimal numbers')
+    use_weights(weights)
+    if not all(map(math.isfinite, gpt(BOS, 0, *empty_cache(), float_weights()))):
+        fail(f'{bad} its weights make nan or inf logits')
+    return check_training(training, bad) if resuming else None
 
-# --- training: Part 1's train(), shown as it goes; Ctrl-C or SIGTERM stops it between steps ------
-def chart(values, width=40):  # a series as one line of bars: ▁ its lowest value, █ its highest
-    n = min(width, len(values))
-    picks = [values[i * len(values) // n] for i in range(n)]
-    lo, hi = min(picks), max(picks)
-    return ''.join('▁▂▃▄▅▆▇█'[int(7 * (x - lo) / (hi - lo or 1))] for x in picks)
-def run_training(train_docs):
-    stop, start, tty, losses, means = [], time.time(), sys.stdout.isatty(), [], []
-    with contextlib.ExitStack() as undo:  # all that is set up here is put back, however it ends
-        for s, why in ((signal.SIGINT, 'Ctrl-C'), (signal.SIGTERM, 'SIGTERM')):
-            undo.callback(signal.signal, s, signal.signal(s, lambda *_, why=why: stop.append(why)))
-        if pause_gc and gc.isenabled():  # Part 2
-            gc.disable()
-            undo.callback(gc.enable)
-        if min(workers, batch_size) > 1 and 'fork' not in multiprocessing.get_all_start_methods():
-            print('training in one process: this platform cannot fork worker processes')
-        elif min(workers, batch_size) > 1:  # Part 2: each worker starts as a copy of this process
-            fork = multiprocessing.get_context('fork')
-            undo.callback(pool.clear)
-            for _ in range(min(workers, batch_size) - 1):
-                ours, theirs = multiprocessing.Pipe()
-                pool.append((ours, fork.Process(target=serve, args=(theirs,), daemon=True)))
-                pool[-1][1].start()
-                undo.callback(pool[-1][1].join)
-                undo.callback(pool[-1][1].kill)
-        for step, loss in train(train_docs):
-            need(math.isfinite(loss), f'loss nan/inf at step {step + 1}: lower --learning_rate', 1)
+def check_training(training, bad):  # the state to resume, checked: see load_model()
+    step = training.get('step')
+    if type(step) is not int or not 0 <= step <= num_steps:
+        fail(f'{bad} its step must be a whole number from 0 to num_steps={num_steps}')
+    if type(training.get('input_crc')) is not int:
+        fail(f'{bad} its input_crc must be a whole number')
+    m = unpack(training.get('m'), len(params))
+    v = unpack(training.get('v'), len(params))
+    if m is None or v is None or min(v) < 0:
+        fail(f"{bad} Adam's m and v need {len(params)} finite numbers each, v >= 0")
+    try:
+        state = training.get('random_state')
+        state = (state[0], tuple(state[1]), state[2])
+        random.Random().setstate(state)  # which checks it
+    except (TypeError, ValueError, IndexError, KeyError, OverflowError):
+        fail(f"{bad} its random_state is not one that Python's random module saved")
+    return dict(training, m=m, v=v, random_state=state)
+
+# --- the training window: progress, held-out loss, a chart; Ctrl-C stops it --
+def in_terminal():  # a terminal redraws a line in place; elsewhere, whole lines
+    isatty = getattr(sys.stdout, 'isatty', None)  # IDLE and notebooks have other streams
+    return bool(isatty and isatty())
+
+def fmt(loss):  # four decimals; huge ones short: 1.2e+21
+    return f'{loss:.4f}' if abs(loss) < 1e4 else f'{loss:.3g}'
+
+def progress_of(name):  # -> progress(done, total) for evaluate(), from 1 s on: in place in a
+    start = time.time()  # terminal; elsewhere (a pipe, a notebook) a line every 10 s
+    shown = [start]
+    def progress(done, total):
+        line = f'evaluating {name}: {done} / {total}'
+        if in_terminal() and time.time() - start > 1:
+            print(line if done < total else ' ' * len(line), end='\r', flush=True)
+        elif not in_terminal() and time.time() - shown[-1] >= 10:
+            print(line, flush=True)
+            shown.append(time.time())
+    return progress
+
+def chart(curves, height=8, width=60):
+    """Curves on one grid, as lines of at most 72 columns. curves: {mark: [(step, loss)]},
+    steps from 1; a later curve's mark is drawn over an earlier one's. A column shows a
+    curve's mean over its steps: the lowest mean on the bottom row, the highest on the
+    top one, unless they are within 1%: then the rows span 1%, and the curves look flat."""
+    last = max(step for points in curves.values() for step, _ in points)
+    columns = {}
+    for mark, points in curves.items():
+        for step, loss in points:
+            columns.setdefault((mark, (step - 1) * width // last), []).append(loss)
+    means = {key: sum(losses) / len(losses) for key, losses in columns.items()}
+    lo = min(means.values())
+    span = max(max(means.values()) - lo, abs(lo) / 100) or 1.0
+    grid = [[' '] * width for _ in range(height)]
+    for (mark, col), y in means.items():
+        grid[height - 1 - round((y - lo) / span * (height - 1))][col] = mark
+    edges = {0: fmt(lo + span), height - 1: fmt(lo)}
+    lines = [f'{edges.get(r, ""):>10} │{"".join(row)}' for r, row in enumerate(grid)]
+    steps = f'step 1{f"step {last}":>{width - 6}}'
+    return lines + [f'{"":10} └{"─" * width}', f'{"":12}{steps}']
+
+def run_training(train_docs, val_docs, m, v, start=0):
+    """Part 1's train() from step start, shown as it goes, with the held-out loss every
+    eval_interval steps and a chart at the end. Ctrl-C or SIGTERM stops it between two
+    steps. Returns the steps done. Raises MicrogptError at a nan or inf loss."""
+    losses = []
+    means = []  # of the last 100 losses
+    vals = []   # (step, held-out loss)
+    asks = []   # to stop, from Ctrl-C or SIGTERM
+    warned = False  # that the loss diverges
+    def ask(signum, frame):
+        asks.append('Ctrl-C' if signum == signal.SIGINT else 'SIGTERM')
+    n = min(workers, batch_size)
+    if n > 1 and 'fork' not in multiprocessing.get_all_start_methods():
+        print('training in one process: this platform cannot fork worker processes')
+        n = 1
+    started = time.time()
+    step = start - 1
+    with contextlib.ExitStack() as undo:  # all set up here is undone, however it ends
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            previous = signal.signal(signum, ask)
+            undo.callback(signal.signal, signum, previous)
+        undo.enter_context(resting_collector())
+        undo.enter_context(worker_pool(n))
+        for step, loss in train(train_docs, m, v, start):
+            if not math.isfinite(loss):
+                fail(f'loss nan/inf at step {step + 1}: lower --learning_rate', 1)
             losses.append(loss)
-            means.append(sum(losses[-100:]) / len(losses[-100:]))  # of the last 100 steps
-            ms = (time.time() - start) * 1000 / (step + 1)
-            if tty or (step + 1) % max(1, num_steps // 10) == 0 or stop:
-                print(f'step {step + 1:5d} / {num_steps} | loss {loss:.4f} | mean {means[-1]:.4f} '
-                      f'| {ms:.1f} ms/step | eta {ms * (num_steps - step - 1) / 1000:.0f}s ',
-                      end='\r' if tty and step + 1 < num_steps and not stop else '\n', flush=True)
-            if stop:
-                print(f'stopped by {stop[0]} at step {step + 1}')
+            means.append(sum(losses[-100:]) / len(losses[-100:]))
+            if means[-1] > 1.5 * math.log(vocab_size) and not warned:  # once
+                warned = True
+                print(f'step {step + 1}: the mean loss {fmt(means[-1])} is far above a uniform '
+                      f'guess, ln({vocab_size}) = {math.log(vocab_size):.2f}: training '
+                      f'diverges; try a lower --learning_rate than {learning_rate}')
+            last = step + 1 == num_steps or bool(asks)
+            if eval_interval and eval_iters and ((step + 1) % eval_interval == 0 or last):
+                vals.append((step + 1, evaluate(val_docs[:eval_iters])))
+            if in_terminal() or last or (step + 1) % max(1, num_steps // 10) == 0:
+                ms = (time.time() - started) * 1000 / (step + 1 - start)
+                held = f'val {fmt(vals[-1][1])} | ' if vals else ''
+                print(f'step {step + 1:5d} / {num_steps} | loss {fmt(loss)} | mean '
+                      f'{fmt(means[-1])} | {held}{ms:.1f} ms/step | '
+                      f'eta {ms * (num_steps - step - 1) / 1000:.0f}s ',
+                      end='\r' if in_terminal() and not last else '\n', flush=True)
+            if asks:
+                print(f'stopped by {asks[0]} at step {step + 1}')
                 break
+    if not all(math.isfinite(p.data) for p in params):
+        fail(f'the weights became nan or inf at step {step + 1}: lower --learning_rate', 1)
     if len(means) > 1:
-        print(f'loss, mean of the last 100 steps: {means[0]:.2f} {chart(means)} {means[-1]:.2f}')
+        print('\n'.join(chart({'·': list(enumerate(means, start + 1)), 'o': vals})))
+        held = f'   o held-out loss ({len(val_docs[:eval_iters])} docs)' if vals else ''
+        print(f'{"":12}· train loss, mean of the last 100 steps{held}')
+    return step + 1
 
-# --- run: explain() shows the model reading one text; main() runs everything, in order ------------
-def explain(text):  # per position: guesses, the real next character's loss, each head's attention
-    need(not set(text) - set(chars), f'--explain: the model knows only {"".join(chars)[:60]!r}')
-    sd, tokens, rows, plain_softmax = float_weights(), encode(text)[:block_size + 1], [], softmax
-    keys, values, shown = [[] for _ in range(n_layer)], [[] for _ in range(n_layer)], chars + ['.']
-    print(f'explain {text!r} (BOS is shown as .)\npos read next  p(next)   loss | top 5 guesses')
-    for t in range(len(tokens) - 1):
-        heads = []  # inside gpt(), each softmax() is one head's attention, layer by layer
-        globals()['softmax'] = lambda logits: heads.append(plain_softmax(logits)) or heads[-1]
-        logits = gpt(tokens[t], t, keys, values, sd)
-        globals()['softmax'] = plain_softmax
-        probs, loss = softmax(logits), cross_entropy(logits, tokens[t + 1])
-        rows.append({'probs': probs, 'loss': loss, 'attention': heads})
+# --- explain(): the model reading one text, position by position -------------
+def explain(text):
+    """Show the model reading text: at each position the real next character's probability
+    and loss, the top 5 guesses, and each head's attention over what it has read. Returns
+    the rows, each {'probs', 'loss', 'attention'}. Raises MicrogptError."""
+    if 'state_dict' not in globals():
+        fail('there is no model yet: run main(), or make one with use_vocab() and use_weights()')
+    check_known(text, '--explain')
+    shown = ['·' if c == ' ' else c if c.isprintable() else '¤' for c in chars] + ['¶']
+    tokens = encode(text)
+    print(f'explain {text!r} (¶ is BOS, the start or the end; · a space; ¤ another invisible)')
+    if len(tokens) - 1 > block_size:
+        print(f'the context holds {block_size} positions: this explains the first {block_size}, '
+              f'up to {text[block_size - 2:block_size]!r}')
+        tokens = tokens[:block_size + 1]
+    print('pos read next  p(next)   loss | top 5 guesses')
+    sd = float_weights()
+    keys, values = empty_cache()
+    rows = []
+    for pos_id in range(len(tokens) - 1):
+        token_id, target_id = tokens[pos_id], tokens[pos_id + 1]
+        attention = []  # each head's weights, layer by layer
+        logits = gpt(token_id, pos_id, keys, values, sd, attention)
+        probs = softmax(logits)
+        loss = cross_entropy(logits, target_id)
+        rows.append({'probs': probs, 'loss': loss, 'attention': attention})
         top = sorted(range(vocab_size), key=lambda i: -probs[i])[:5]
         bars = ' '.join(f'{shown[i]} {probs[i]:4.0%} {"█" * round(5 * probs[i]):5}' for i in top)
-        print(f'{t:3d}   {shown[tokens[t]]}    {shown[tokens[t + 1]]}  {probs[tokens[t + 1]]:7.4f} '
-              f'{loss:6.3f} | {bars}\n{"reads":>21}', *(shown[i] for i in tokens[:t + 1]))
-        for h, weights in enumerate(heads):
+        print(f'{pos_id:3d}   {shown[token_id]}    {shown[target_id]}  '
+              f'{probs[target_id]:7.4f} {loss:6.3f} | {bars}')
+        print(f'{"reads":>21}', *(shown[i] for i in tokens[:pos_id + 1]))
+        for h, weights in enumerate(attention):
             shades = ' '.join(' ░▒▓█'[round(4 * w)] for w in weights)
             print(f'{f"layer {h // n_head} head {h % n_head}":>21} {shades}')
-    print(f'mean loss {sum(r["loss"] for r in rows) / len(rows):.4f} over {len(rows)} predictions')
+    mean = sum(row['loss'] for row in rows) / len(rows)
+    print(f'mean loss {mean:.4f} over {len(rows)} predictions')
     return rows
 
-def main(argv):  # everything, in order
-    given = configure(argv)
-    random.seed(seed)
-    train_docs, val_docs = split_docs(read_text(input_file))
-    need(train_docs, f'input file {input_file!r} needs 2 non-empty lines: to train on, to hold out')
-    if save:
-        save_model(save, dry_run=True)  # a wrong --save fails now, not after training
-    if load:
-        load_model(load, given)
-    else:
-        use_model(sorted(set(''.join(train_docs + val_docs))))
-    unknown = ''.join(sorted(set(prompt + ''.join(train_docs + val_docs)) - set(chars)))
-    need(not unknown, f'the model does not know these characters of --prompt or the input file: '
-         f'{unknown[:20]!r}; it knows {"".join(chars)[:60]!r}')
-    print(f'{len(train_docs)} train docs, {len(val_docs)} held out | vocab {vocab_size} | '
-          f'{len(params)} params | fused={fused}')
-    too_long = sum(len(doc) >= block_size for doc in train_docs)
-    if too_long:
-        print(f'{too_long} train docs are longer than the context: training reads a window of each')
-    run_training(train_docs)
-    if save:
-        save_model(save)
-        print(f'saved the model to {save}')
-    n = min(eval_docs, len(val_docs))
-    if n:
-        print(f'val loss {evaluate(val_docs[:n]):.4f} | train loss {evaluate(train_docs[:n]):.4f}')
-    random.seed(seed)  # so the samples depend only on the weights and the seed
-    samples = [sample() for _ in range(num_samples)]
-    for i, text in enumerate(samples):
-        print(f'sample {i + 1:2d}: {text}')
-    copies = sum(map(set(train_docs).__contains__, samples))  # samples equal to a training doc
-    if samples:
-        print(f'{num_samples - copies} of {num_samples} samples are new, {copies} copy a train doc')
-    if given.get('explain'):
-        explain(given['explain'])
-
-if __name__ == '__main__':  # in a notebook cell too, where sys.argv is the kernel's: no __file__
+# --- the command line: the one place an error becomes a message and an exit code
+def command_line(argv):
+    signal.signal(signal.SIGTERM, signal.default_int_handler)  # cleans up as Ctrl-C does
+    if hasattr(sys.stdout, 'reconfigure'):  # IDLE and IPython give other streams
+        sys.stdout.reconfigure(errors='replace')  # what a console cannot show: '?'
     try:
-        if '__file__' in globals():  # a script: SIGTERM stops it as Ctrl-C does, cleaning up first
-            signal.signal(signal.SIGTERM, signal.default_int_handler)
-            sys.stdout.reconfigure(errors='replace')  # what the console cannot show becomes '?'
-        main(sys.argv[1:] if '__file__' in globals() else [])
+        main(argv)
+        return
+    except MicrogptError as e:
+        message, code = str(e), e.code
     except KeyboardInterrupt:
-        need(False, 'interrupted', 130)
+        message, code = 'interrupted', 130
+    except MemoryError:
+        message, code = 'out of memory: the model or the data is too big for this machine', 1
     except BrokenPipeError:  # piped into `head`: stop quietly
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-    except MemoryError:
-        need(False, 'out of memory: the model or the data is too big for this machine', 1)
-    except ValueError:  # random.choices() met probabilities that are nan or inf
-        need(False, 'the model computes nan or inf: its weights are broken; train it again', 1)
+        return
+    print(f'microgpt: {message}', file=sys.stderr)
+    sys.exit(code)
+
+if __name__ == '__main__':
+    if '__file__' in globals():  # a script: python, IDLE's Run Module, %run, runpy
+        command_line(sys.argv[1:])
+    else:  # pasted into a notebook cell, where sys.argv is the kernel's
+        main()
