@@ -30,9 +30,9 @@ seed = 42                 # one seed for the training order, the initial weights
 
 # --- dataset: each line a document; a tenth, chosen by its text, held out ----
 def split_docs(text):
-    """-> (train_docs, val_docs): the non-empty lines, exactly. A checksum of its text picks a
-    document's side, so repeats share one and all runs agree; the seed shuffles train_docs."""
-    docs = [doc for doc in text.replace('\r\n', '\n').split('\n') if doc]
+    """-> (train_docs, val_docs): the non-blank lines, exactly. A checksum of its text picks
+    each document's side: repeats share one, all runs agree; the seed shuffles train_docs."""
+    docs = [doc for doc in text.replace('\r\n', '\n').split('\n') if doc.strip()]
     crc = {doc: zlib.crc32(doc.encode('utf-8')) for doc in docs}
     val_texts = {doc for doc in docs if crc[doc] % 10 == 0}  # about 1 in 10
     if not val_texts or val_texts == set(docs):  # a tiny file: one held out
@@ -385,28 +385,29 @@ def main(argv=()):
     if '-h' in argv or '--help' in argv:
         print(help_text())
         return
-    given = configure(argv)
-    state = load_model(load or resume, given, bool(resume)) if load or resume else None
-    path = input_path()
-    if path != input_file:
-        print(f'reading {path}: the current folder has no {input_file}')
-    text = read_text(path)
-    if state and state['input_crc'] != zlib.crc32(text.encode('utf-8')):
-        fail(f'{path!r} is not the text that {resume!r} was trained on: give that '
-             f'--input_file, or --load to start a new schedule on this one')
-    random.seed(seed)
-    train_docs, val_docs = split_docs(text)
-    if not train_docs:
-        fail(f'input file {path!r} needs 2 different non-empty lines: to train on, to hold out')
-    if not (load or resume):
-        use_vocab(sorted(set(''.join(train_docs + val_docs))))
-        use_weights()
-    check_known(prompt, '--prompt')
-    check_known(given.get('explain', ''), '--explain')
-    check_known(''.join(train_docs + val_docs), 'the input file')
-    save_to = save or resume  # a resumed run saves back where it came from
-    if save_to:
-        check_save_path(save_to, path)
+    with all_or_nothing():  # every check before any work; a failed one changes nothing
+        given = configure(argv)
+        state = load_model(load or resume, given, bool(resume)) if load or resume else None
+        path = input_path()
+        if path != input_file:
+            print(f'reading {path}: the current folder has no {input_file}')
+        text = read_text(path)
+        if state and state['input_crc'] != zlib.crc32(text.encode('utf-8')):
+            fail(f'{path!r} is not the text that {resume!r} was trained on: give that '
+                 f'--input_file, or --load to start a new schedule on this one')
+        random.seed(seed)
+        train_docs, val_docs = split_docs(text)
+        if not train_docs:
+            fail(f'input file {path!r} needs 2 different non-empty lines: to train on, to hold out')
+        if not (load or resume):
+            use_vocab(sorted(set(''.join(train_docs + val_docs))))
+            use_weights()
+        check_known(prompt, '--prompt')
+        check_known(given.get('explain', ''), '--explain')
+        check_known(''.join(train_docs + val_docs), 'the input file')
+        save_to = save or resume  # a resumed run saves back where it came from
+        if save_to:
+            check_save_path(save_to, path)
     print(f'{len(train_docs)} train docs, {len(val_docs)} held out | vocab {vocab_size} '
           f'| {len(params)} params | fused={fused}')
     too_long = sum(len(doc) >= block_size for doc in train_docs)
@@ -456,7 +457,7 @@ FLAGS = {  # every --name=value flag, by part: a setting, or --explain=TEXT
                           'save load resume explain'}
 KIND = {name: type(globals().get(name, '')) for names in FLAGS.values()
         for name in names.split()}
-KIND['init_std'] = float  # its default, None, scales with the width
+KIND['init_std'] = lambda text: None if text == 'None' else float(text)  # None: by the width
 SHAPE = ('n_layer', 'n_embd', 'n_head', 'block_size')  # what a saved model fixes
 RUN = ('num_steps', 'batch_size', 'learning_rate', 'beta1', 'beta2', 'eps', 'seed')
 
@@ -470,6 +471,18 @@ def fail(message, code=2):
 
 def settings():  # {name: value} of every setting as it stands now
     return {name: globals()[name] for name in KIND if name != 'explain'}
+
+@contextlib.contextmanager
+def all_or_nothing():  # if the block fails, the settings and the model are as they were
+    names = [*settings(), 'chars', 'stoi', 'BOS', 'vocab_size', 'state_dict', 'params']
+    before = {name: globals()[name] for name in names if name in globals()}
+    try:
+        yield
+    except MicrogptError:
+        for name in names:
+            globals().pop(name, None)
+        globals().update(before)
+        raise
 
 def configure(argv):
     """Check the --name=value flags, and every setting with them; then apply them over
@@ -496,30 +509,31 @@ def configure(argv):
         except ValueError:
             whole = 'a whole number' if kind is int else 'a number'
             fail(f'--{name} takes {whole}, not {text!r}')
-    check_settings({**settings(), **given})
+    s = {**settings(), **given}
+    check_settings(s, shape=not (s['load'] or s['resume']))  # else the file's: load_model()
     globals().update({name: value for name, value in given.items() if name != 'explain'})
     return given
 
-def check_settings(s, where=''):  # s: {name: value}; stops at the first impossible one
-    if min(s[k] for k in SHAPE) < 1:
+def check_settings(s, where='', shape=True):  # s: {name: value}; stops at the first bad one
+    if shape and min(s[k] for k in SHAPE) < 1:
         fail(f'{where}n_layer, n_embd, n_head and block_size must be at least 1')
-    if s['n_embd'] % s['n_head']:
+    if shape and s['n_embd'] % s['n_head']:
         fail(f'{where}n_embd={s["n_embd"]} must be a multiple of n_head={s["n_head"]}')
-    if len(s['prompt']) >= s['block_size']:
+    if shape and len(s['prompt']) >= s['block_size']:
         fail(f'{where}--prompt must be shorter than block_size={s["block_size"]}')
     if min(s['batch_size'], s['workers']) < 1:
-        fail('batch_size and workers must be at least 1')
+        fail(f'{where}batch_size and workers must be at least 1')
     counts = ('num_steps', 'num_samples', 'eval_interval', 'eval_iters', 'eval_docs', 'seed')
     if min(s[k] for k in counts) < 0:
-        fail(f'{", ".join(counts)} cannot be negative')
+        fail(f'{where}{", ".join(counts)} cannot be negative')
     if not all(0 < s[k] < math.inf for k in ('learning_rate', 'eps', 'temperature')):
-        fail('learning_rate, eps and temperature must be finite and > 0')
+        fail(f'{where}learning_rate, eps and temperature must be finite and > 0')
     if s['init_std'] is not None and not 0 <= s['init_std'] < math.inf:
-        fail('init_std must be finite and >= 0')
+        fail(f'{where}init_std must be finite and >= 0')
     if not (0 <= s['beta1'] < 1 and 0 <= s['beta2'] < 1):
-        fail('beta1 and beta2 must be at least 0 and below 1')
+        fail(f'{where}beta1 and beta2 must be at least 0 and below 1')
     if s['load'] and s['resume']:
-        fail('--load and --resume both read a model: give one of them')
+        fail(f'{where}--load and --resume both read a model: give one of them')
 
 def help_text():  # each flag, its value now, and the comment beside its setting
     try:

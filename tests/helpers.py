@@ -1,0 +1,176 @@
+"""What the tests share: paths, tolerances, a tiny model, an independent reference forward pass,
+and ways to run microgpt.py as a user would. Every test file imports from here, and nowhere else.
+
+Settings are module globals that stay as they were last set (as in a notebook), so every test
+starts from the defaults: its class derives from Case, whose setUp calls reset().
+"""
+import contextlib, gc, io, math, os, random, subprocess, sys, tempfile, unittest
+from unittest import mock
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SCRIPT = os.path.join(ROOT, 'microgpt.py')
+sys.path.insert(0, ROOT)
+import microgpt as m  # noqa: E402
+
+FD_STEP = 1e-6   # central differences: (f(x+h) - f(x-h)) / 2h, error ~h^2 plus rounding ~1e-16/h
+FD_TOL = 1e-6    # a gradient against central differences, relative to max(1, |grad|)
+SAME_TOL = 1e-9  # fused vs atomic, floats vs graph: relative, the same math in another order
+EXACT_TOL = 1e-12  # against an independent float computation of the same formula
+TINY = ['--n_embd=8', '--n_head=2', '--n_layer=2', '--block_size=8']
+WORDS = ['emma', 'olivia', 'ava', 'isabella', 'sophia', 'mia', 'amelia', 'harper', 'evelyn',
+         'abigail', 'emily', 'ella', 'elizabeth', 'camila', 'luna', 'sofia', 'avery', 'mila',
+         'aria', 'scarlett']
+DEFAULTS = m.settings()  # as imported, before any test changed a setting
+
+
+def reset():
+    """Every setting back to its default, and no worker pool: what a fresh import has."""
+    for name, value in DEFAULTS.items():
+        setattr(m, name, value)
+    m.pool.clear()
+
+
+class Case(unittest.TestCase):
+    def setUp(self):
+        reset()
+
+
+def slurp(path, mode='rb'):
+    with open(path, mode) as f:
+        return f.read()
+
+
+def report(name, diff, tol):
+    """Print a check's max difference beside its named tolerance; returns the difference."""
+    print(f'  {name}: max diff {diff:.2e} (tolerance {tol:.0e})')
+    return diff
+
+
+def tiny_model(*argv, vocab='abcdefghijklmnopqrstuvwxyz', seed=0):
+    """Defaults, then the TINY shape and argv; a vocabulary of vocab's characters and fresh
+    weights drawn with seed."""
+    reset()
+    m.configure(TINY + list(argv))
+    random.seed(seed)
+    m.use_vocab(sorted(set(vocab)))
+    m.use_weights()
+
+
+def doc_loss(tokens, sd=None):
+    losses = m.doc_losses(tokens, sd)
+    return sum(losses) / len(losses)
+
+
+def grads(tokens, fused):
+    """Loss, logits and the gradient of every parameter for one document, built fused or not."""
+    m.fused = fused
+    for p in m.params:
+        p.grad = 0.0
+    keys, values = m.empty_cache()
+    logits = [[l.data for l in m.gpt(t, pos, keys, values)]
+              for pos, t in enumerate(tokens[:m.block_size])]
+    loss = doc_loss(tokens)
+    loss.backward()
+    return loss.data, logits, [p.grad for p in m.params]
+
+
+def all_logits(doc):
+    """The logits at every position of a document, in floats, through gpt() and its cache."""
+    keys, values = m.empty_cache()
+    sd = m.float_weights()
+    return [m.gpt(t, pos, keys, values, sd) for pos, t in enumerate(m.encode(doc)[:-1])]
+
+
+def reference_logits(sd, tokens):
+    """An independent forward pass over a whole sequence at once, in plain floats, with an
+    explicit causal mask instead of a KV cache: the same GPT written the textbook way, sharing no
+    code with microgpt.gpt. Reads only the shape settings."""
+    d = m.n_embd // m.n_head
+
+    def matvec(W, x):
+        return [sum(w * v for w, v in zip(row, x)) for row in W]
+
+    def norm(x):
+        return [v / math.sqrt(sum(u * u for u in x) / len(x) + 1e-5) for v in x]
+
+    xs = [norm([a + b for a, b in zip(sd['wte'][tok], sd['wpe'][t])]) for t, tok in enumerate(tokens)]
+    for l in range(m.n_layer):
+        Q, K, V = ([matvec(sd[f'layer{l}.attn_w{c}'], norm(x)) for x in xs] for c in 'qkv')
+        attended = []
+        for t in range(len(xs)):
+            row = []
+            for h in range(0, m.n_embd, d):
+                scores = [sum(a * b for a, b in zip(Q[t][h:h + d], K[s][h:h + d])) / math.sqrt(d)
+                          if s <= t else -math.inf for s in range(len(xs))]
+                e = [math.exp(s - max(scores)) for s in scores]  # exp(-inf) = 0: the mask
+                row += [sum(e[s] / sum(e) * V[s][h + j] for s in range(len(xs))) for j in range(d)]
+            attended.append(row)
+        xs = [[a + b for a, b in zip(matvec(sd[f'layer{l}.attn_wo'], o), x)]
+              for o, x in zip(attended, xs)]
+        mlp = [matvec(sd[f'layer{l}.mlp_fc2'],
+                      [max(0.0, u) for u in matvec(sd[f'layer{l}.mlp_fc1'], norm(x))]) for x in xs]
+        xs = [[a + b for a, b in zip(y, x)] for y, x in zip(mlp, xs)]
+    return [matvec(sd['lm_head'], x) for x in xs]
+
+
+def reference_losses(sd, tokens):
+    """-log softmax(reference logits)[next] at each of the first block_size positions."""
+    tokens = tokens[:m.block_size + 1]
+    return [math.log(sum(math.exp(l) for l in logits)) - logits[tokens[t + 1]]
+            for t, logits in enumerate(reference_logits(sd, tokens[:-1]))]
+
+
+def quiet(f, *args, **kwargs):
+    """Call f with stdout captured; return (result, output)."""
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        result = f(*args, **kwargs)
+    return result, out.getvalue()
+
+
+def adam_spy(record):
+    """A stand-in for adam_step that records (lr, gradients, gc on?, workers) and then steps."""
+    real = m.adam_step
+
+    def spy(step, mm, vv, lr):
+        record.append((lr, [p.grad for p in m.params], gc.isenabled(), len(m.pool)))
+        real(step, mm, vv, lr)
+    return mock.patch.object(m, 'adam_step', spy)
+
+
+def run(*args, cwd=ROOT, timeout=300, env=None):
+    """Run microgpt.py as a user would: a new interpreter. Returns (exit code, stdout, stderr)."""
+    r = subprocess.run([sys.executable, SCRIPT, *args], cwd=cwd, capture_output=True, text=True,
+                       timeout=timeout, env=env)
+    return r.returncode, r.stdout, r.stderr
+
+
+def run_python(code, *args, cwd=ROOT, stdin=None, timeout=300, env=None):
+    """Run a Python program (as -c) in a new interpreter. Returns (exit code, stdout, stderr)."""
+    r = subprocess.run([sys.executable, '-c', code, *args], cwd=cwd, input=stdin,
+                       capture_output=True, text=True, timeout=timeout, env=env)
+    return r.returncode, r.stdout, r.stderr
+
+
+class InTempDir(Case):
+    """A temporary folder with a file of names (self.file) and a path for a model (self.model);
+    removed after each test."""
+
+    def setUp(self):
+        super().setUp()
+        self.dir = tempfile.TemporaryDirectory()
+        self.d = self.dir.name
+        self.file = os.path.join(self.d, 'words.txt')
+        with open(self.file, 'w') as f:
+            f.write('\n'.join(WORDS * 3))
+        self.model = os.path.join(self.d, 'model.json')
+
+    def tearDown(self):
+        self.dir.cleanup()
+
+    def write(self, name, content):
+        """A file in the temporary folder: text (UTF-8) or bytes. Returns its path."""
+        path = os.path.join(self.d, name)
+        with open(path, 'wb') as f:
+            f.write(content if isinstance(content, bytes) else content.encode('utf-8'))
+        return path
