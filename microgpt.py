@@ -614,6 +614,7 @@ def save_model(path, m, v, step, input_crc):  # via a temp file, flushed, then r
         if os.path.exists(tmp):
             os.remove(tmp)
 
+@all_or_nothing()
 def load_model(path, given, resuming):
     """Read a model file, all of it checked as untrusted input before anything is built
     from it. Its shape, and to resume its run's settings, replace the settings; a flag
