@@ -10,8 +10,7 @@ from operator import mul
 import base64, contextlib, difflib, gc, json, multiprocessing, os, re, signal, struct, sys, time
 
 # ============================= Part 1: the GPT ===============================
-# Nothing here names Part 2 or 3. Part 2 swaps in faster functions of the same
-# signature for dot, linear, softmax, cross_entropy, batch_loss, evaluate, sample.
+# Part 2 swaps in faster dot, linear, softmax, cross_entropy, batch_loss, evaluate, sample.
 # --- settings: the reference run ---------------------------------------------
 n_layer = 1               # transformer blocks
 n_embd = 16               # width of the vector that represents each token
@@ -83,7 +82,6 @@ class Value:
     def __rmul__(self, other): return self * other
     def __truediv__(self, other): return self * other ** -1
     def __rtruediv__(self, other): return other * self ** -1
-
     def backward(self):
         """The chain rule: each node passes local_grad * its grad on to each child. Read from
         its newest end, the tape reaches a node after all that use it: when its grad is whole."""
@@ -224,16 +222,18 @@ def train(train_docs, m, v, start=0):  # yields (step, loss); m, v: Adam's, to g
 
 # --- evaluation: the mean loss per predicted token, on documents not trained on
 def evaluate(docs, progress=None):  # progress(done, total): called after each doc
+    start = len(tape)
     losses = []
     for done, doc in enumerate(docs, 1):
         losses += [data(loss) for loss in doc_losses(encode(doc))]
-        tape.clear()  # no backward() follows: drop the graph
+        del tape[start:]  # no backward() follows: drop the graph made here
         if progress:
             progress(done, len(docs))
     return math.fsum(losses) / len(losses)  # fsum: exact, in any order
 
 # --- sampling: feed the model its own choices, one character at a time -------
 def sample(sd=None):  # a new document that starts with prompt: block_size at most
+    start = len(tape)
     keys, values = empty_cache()
     tokens = [BOS] + [stoi[c] for c in prompt]
     for pos_id in range(block_size):
@@ -241,12 +241,12 @@ def sample(sd=None):  # a new document that starts with prompt: block_size at mo
         if pos_id + 1 < len(tokens):
             continue  # still reading the prompt
         top = max(map(data, logits))
-        probs = softmax([(l - top) / temperature for l in logits])  # see the README
-        token_id = random.choices(range(vocab_size), weights=list(map(data, probs)))[0]
+        probs = softmax([(data(l) - top) / temperature for l in logits])  # see the README
+        token_id = random.choices(range(vocab_size), weights=probs)[0]
         if token_id == BOS:
             break  # the model says the document ends here
         tokens.append(token_id)
-    tape.clear()  # no backward() follows
+    del tape[start:]  # no backward() follows: drop the graph made here
     return decode(tokens)
 
 # ================ Part 2: everything else is just efficiency =================

@@ -42,7 +42,7 @@ def slurp(path, mode='rb'):
 
 def report(name, diff, tol):
     """Print a check's max difference beside its named tolerance; returns the difference."""
-    print(f'  {name}: max diff {diff:.2e} (tolerance {tol:.0e})')
+    print(f'  {name}: max diff {diff:.2e} (tolerance {tol:.2g})')
     return diff
 
 

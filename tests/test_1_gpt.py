@@ -16,6 +16,10 @@ from helpers import (Case, ROOT, SCRIPT, FD_STEP, FD_TOL, EXACT_TOL, WORDS, m, r
                      doc_loss, grads, all_logits, reference_logits, reference_losses, adam_spy,
                      slurp)
 
+SAME = 0.0            # two paths through the same operations in the same order: bit for bit
+CHAIN_TOL = 1e-9      # a gradient through 100,000 nodes vs its closed form, relative
+HELD_OUT_TOL = 0.01   # the share of input.txt's distinct names held out vs 10%
+UNIFORM_TOL = 1e-3    # loss vs ln(vocab_size) with weights of std 0.001: logits ~1e-3
 INIT_LOSS_TOL = 0.15  # untrained loss vs ln(vocab_size): logits of variance ~0.1, and few targets
 STD_TOL = 0.004       # sample std of ~4,200 weights vs 0.08: ~4.5 of its standard errors
 REL_STD_TOL = 0.06    # sample std vs 0.08 * sqrt(16 / n_embd), relative: 1,300 weights at least
@@ -81,19 +85,21 @@ class ShippedData(Part1Case):
 
 
 class Split(Part1Case):
-    """split_docs(): the documents are exactly the non-empty lines; a checksum of its text, not
-    the seed, picks a document's side; the seed only shuffles the training documents."""
+    """split_docs(): the documents are exactly the lines that are not blank (empty or whitespace
+    only); a checksum of its text, not the seed, picks a document's side; the seed only shuffles
+    the training documents."""
 
     def names(self):
         return slurp(os.path.join(ROOT, 'input.txt'), 'r').split('\n')
 
     def test_documents_are_exactly_the_lines(self):
         odd = ['\u2028', '\u2029', '\x85', '\x0c', '\x0b', '\x1c', '\x1d', '\x1e', '\r']
-        lines = [f'a{c}b' for c in odd] + [' lead', 'trail ', '\ttab\t', '  ', 'x\r\ry']
+        lines = [f'a{c}b' for c in odd] + [' lead', 'trail ', '\ttab\t', ' \x0cx\u2028', 'x\r\ry']
         lines += ['cr\r', 'z']  # joined by CRLF below: 'cr\r\r\n' is the document 'cr\r'
+        blank = ['  ', '\t', ' \x0c\t', '\u2028', '\x1c\x85', '\r']  # whitespace only: skipped
         text = ('\n'.join(lines[:6]) + '\r\n' + '\r\n'.join(lines[6:]) + '\n\n\r\n'
-                + '\n\r\n\n' + 'last\r')  # LF and CRLF endings, empty lines, a final lone CR
-        expected = [line for line in re.split(r'\r?\n', text) if line]  # only \n ends a line
+                + '\n'.join(blank) + '\n\r\n\n' + 'last\r')  # LF, CRLF, a final lone CR
+        expected = [line for line in re.split(r'\r?\n', text) if line and not line.isspace()]
         self.assertEqual(expected, lines + ['last\r'])  # the oracle reads the text as meant
         random.seed(1)
         train, val = m.split_docs(text)
@@ -136,8 +142,8 @@ class Split(Part1Case):
         by_crc = {d for d in distinct if zlib.crc32(d.encode('utf-8')) % 10 == 0}
         self.assertEqual(set(val), by_crc)  # recomputed here
         share = len(by_crc) / len(distinct)
-        report('share of distinct names held out vs 10%', abs(share - 0.1), 0.01)
-        self.assertLess(abs(share - 0.1), 0.01)
+        diff = report('share of distinct names held out vs 10%', abs(share - 0.1), HELD_OUT_TOL)
+        self.assertLessEqual(diff, HELD_OUT_TOL)
         subset = random.Random(5).sample(sorted(distinct), 2000)
         sub_train, sub_val = m.split_docs('\n'.join(subset))
         self.assertEqual(set(sub_val), set(subset) & set(val))  # held out there: held out here
@@ -281,8 +287,8 @@ class Backward(Part1Case):
         c = 1.00001
         expected = (c ** 100001 - 1) / (c - 1)  # the geometric sum's closed form
         diff = report('100,000-deep chain, dy/dx vs closed form (relative)',
-                      abs(x.grad - expected) / expected, 1e-9)
-        self.assertLessEqual(diff, 1e-9)
+                      abs(x.grad - expected) / expected, CHAIN_TOL)
+        self.assertLessEqual(diff, CHAIN_TOL)
         self.assertEqual(m.tape, [])  # the graph is used up
 
     def test_micrograd_worked_example(self):
@@ -362,8 +368,8 @@ class Initialization(Part1Case):
         tiny_model('--init_std=0.001')  # near-uniform predictions: loss -> ln(vocab_size)
         loss = sum(doc_loss(m.encode(w), weights()) for w in WORDS) / len(WORDS)
         diff = report('loss with init_std=0.001 vs ln(vocab_size)',
-                      abs(loss - math.log(m.vocab_size)), 1e-3)
-        self.assertLessEqual(diff, 1e-3)
+                      abs(loss - math.log(m.vocab_size)), UNIFORM_TOL)
+        self.assertLessEqual(diff, UNIFORM_TOL)
 
     def test_use_weights_makes_the_parameters(self):
         tiny_model(seed=2)
@@ -620,8 +626,8 @@ class Adam(Part1Case):
         self.assertGreater(len(moved), 100)
         self.assertGreater(len(still), 10)  # wte rows of letters not in 'hello'
         diff = report('Adam step 1: |move| vs lr*|g|/(|g|+eps) (relative)',
-                      max(abs(x - e) / e for x, e in moved), 1e-9)
-        self.assertLessEqual(diff, 1e-9)
+                      max(abs(x - e) / e for x, e in moved), EXACT_TOL)
+        self.assertLessEqual(diff, EXACT_TOL)
         self.assertGreater(sum(abs(x - lr) < lr * 1e-3 for x, _ in moved), 0.9 * len(moved))
         self.assertEqual(max(still), 0.0)
         self.assertTrue(all(p.grad == 0.0 for p in m.params))  # and the gradients are reset
@@ -641,8 +647,8 @@ class Adam(Part1Case):
                 vv = b2 * vv + (1 - b2) * g * g
                 x -= 0.01 * (mm / (1 - b1 ** (t + 1))) / (math.sqrt(vv / (1 - b2 ** (t + 1))) + eps)
                 worst = max(worst, abs(p.data - x))
-        report('Adam over 3 steps vs the formula', worst, 1e-15)
-        self.assertLessEqual(worst, 1e-15)
+        report('Adam over 3 steps vs the formula', worst, EXACT_TOL)
+        self.assertLessEqual(worst, EXACT_TOL)
 
     def test_learning_rate_decays_linearly(self):
         tiny_model('--num_steps=10', '--learning_rate=0.02', vocab=''.join(WORDS))
@@ -653,9 +659,9 @@ class Adam(Part1Case):
         self.assertEqual(steps, list(range(10)))
         expected = [0.02 * (1 - s / 10) for s in range(10)]  # 0.02 at step 1, 0.002 at the last
         diff = report('learning rate vs 0.02 * (1 - step / 10)',
-                      max(abs(r[0] - e) for r, e in zip(record, expected)), 1e-15)
+                      max(abs(r[0] - e) for r, e in zip(record, expected)), EXACT_TOL)
         self.assertEqual(len(record), 10)
-        self.assertLessEqual(diff, 1e-15)
+        self.assertLessEqual(diff, EXACT_TOL)
 
 
 # --- training ----------------------------------------------------------------------------------
@@ -690,7 +696,7 @@ class Training(Part1Case):
             loss.backward()
             m.adam_step(step, mm, vv, m.learning_rate * (1 - step / 6))
         report('train(), batch_size=1, vs a loop by hand: weights after 6 steps',
-               weight_diff(weights(), trained), 0.0)
+               weight_diff(weights(), trained), SAME)
         self.assertEqual(weights(), trained)
         self.assertEqual(losses, by_hand)
 
@@ -727,7 +733,7 @@ class Training(Part1Case):
                 break
         parts += [loss for _, loss in m.train(docs, mm, vv, start=3)]
         report('6 steps at once vs 3, then 3 from start=3: weights', weight_diff(weights(), once),
-               0.0)
+               SAME)
         self.assertEqual(parts, whole)
         self.assertEqual(weights(), once)
 
@@ -789,8 +795,8 @@ class Evaluation(Part1Case):
                 loss.backward()
                 diff = max(abs(p.grad - g) for p, g in zip(m.params, expected))
                 report(f'gradients with evaluate() between forward and backward, '
-                       f'no_grad={no_grad}', diff, 0.0)
-                self.assertEqual(diff, 0.0)
+                       f'no_grad={no_grad}', diff, SAME)
+                self.assertEqual(diff, SAME)
 
 
 # --- sampling ----------------------------------------------------------------------------------
@@ -971,8 +977,8 @@ class SamplingMatchesReference(Part1Case):
                 loss.backward()
                 diff = max(abs(p.grad - g) for p, g in zip(m.params, expected))
                 report(f'gradients with sample() between forward and backward, '
-                       f'no_grad={no_grad}', diff, 0.0)
-                self.assertEqual(diff, 0.0)
+                       f'no_grad={no_grad}', diff, SAME)
+                self.assertEqual(diff, SAME)
 
 
 # --- Part 1 on its own -------------------------------------------------------------------------
