@@ -7,7 +7,8 @@ Part 2 makes it fast without changing what it computes. Part 3 runs it.
 """
 import math, random, zlib
 from operator import mul
-import base64, contextlib, difflib, gc, json, multiprocessing, os, re, signal, struct, sys, time
+import base64, contextlib, difflib, gc, itertools, json, multiprocessing, os, re, signal, struct
+import sys, time
 
 # ============================= Part 1: the GPT ===============================
 # Part 2 swaps in faster dot, linear, softmax, cross_entropy, batch_loss, evaluate, sample.
@@ -560,8 +561,8 @@ def input_path():  # input_file, or by default the input.txt beside this file
 
 def read_text(path, limit=2**28):  # the text of a UTF-8 file of at most 256 MB
     try:
-        with open(path, 'rb') as f:
-            raw = f.read(limit + 1)
+        with open(path, 'rb') as f:  # 1 MB at a time: f.read(limit) takes all of limit at once
+            raw = b''.join(itertools.islice(iter(lambda: f.read(2**20), b''), limit // 2**20 + 1))
         if len(raw) > limit:
             fail(f'input file {path!r} is over {limit >> 20} MB; use a part of it')
         return raw.decode('utf-8-sig')  # -sig: drop a byte-order mark
@@ -733,6 +734,7 @@ def run_training(train_docs, val_docs, m, v, start=0):
     vals = []   # (step, held-out loss)
     asks = []   # to stop, from Ctrl-C or SIGTERM
     warned = False  # that the loss diverges
+    width = 0  # of the progress line last drawn
     def ask(signum, frame):
         asks.append('Ctrl-C' if signum == signal.SIGINT else 'SIGTERM')
     n = min(workers, batch_size)
@@ -754,19 +756,22 @@ def run_training(train_docs, val_docs, m, v, start=0):
             means.append(sum(losses[-100:]) / len(losses[-100:]))
             if means[-1] > 1.5 * math.log(vocab_size) and not warned:  # once
                 warned = True
-                print(f'step {step + 1}: the mean loss {fmt(means[-1])} is far above a uniform '
-                      f'guess, ln({vocab_size}) = {math.log(vocab_size):.2f}: training '
-                      f'diverges; try a lower --learning_rate than {learning_rate}')
+                print(f'step {step + 1}: diverges, mean loss {fmt(means[-1])} > ln({vocab_size})'
+                      f' = {math.log(vocab_size):.2f} (a uniform guess): lower --learning_rate'
+                      f'={learning_rate}')
             last = step + 1 == num_steps or bool(asks)
             if eval_interval and eval_iters and ((step + 1) % eval_interval == 0 or last):
                 vals.append((step + 1, evaluate(val_docs[:eval_iters])))
+            last = last or bool(asks)  # a stop asked for in the evaluation
             if in_terminal() or last or (step + 1) % max(1, num_steps // 10) == 0:
                 ms = (time.time() - started) * 1000 / (step + 1 - start)
                 held = f'val {fmt(vals[-1][1])} | ' if vals else ''
-                print(f'step {step + 1:5d} / {num_steps} | loss {fmt(loss)} | mean '
-                      f'{fmt(means[-1])} | {held}{ms:.1f} ms/step | '
-                      f'eta {ms * (num_steps - step - 1) / 1000:.0f}s ',
-                      end='\r' if in_terminal() and not last else '\n', flush=True)
+                line = (f'step {step + 1:5d} / {num_steps} | loss {fmt(loss)} | mean '
+                        f'{fmt(means[-1])} | {held}{ms:.1f} ms/step | '
+                        f'eta {ms * (num_steps - step - 1) / 1000:.0f}s ')
+                print(line.ljust(width), end='\r' if in_terminal() and not last else '\n',
+                      flush=True)
+                width = len(line)  # a shorter line next covers all of this one
             if asks:
                 print(f'stopped by {asks[0]} at step {step + 1}')
                 break
@@ -790,8 +795,7 @@ def explain(text):
     tokens = encode(text)
     print(f'explain {text!r} (¶ is BOS, the start or the end; · a space; ¤ another invisible)')
     if len(tokens) - 1 > block_size:
-        print(f'the context holds {block_size} positions: this explains the first {block_size}, '
-              f'up to {text[block_size - 2:block_size]!r}')
+        print(f'the context holds {block_size} positions: this explains {text[:block_size]!r}')
         tokens = tokens[:block_size + 1]
     print('pos read next  p(next)   loss | top 5 guesses')
     sd = float_weights()
@@ -818,12 +822,12 @@ def explain(text):
 
 # --- the command line: the one place an error becomes a message and an exit code
 def command_line(argv):
-    signal.signal(signal.SIGTERM, signal.default_int_handler)  # cleans up as Ctrl-C does
+    host = signal.signal(signal.SIGTERM, signal.default_int_handler)  # cleans up as Ctrl-C
     if hasattr(sys.stdout, 'reconfigure'):  # IDLE and IPython give other streams
         sys.stdout.reconfigure(errors='replace')  # what a console cannot show: '?'
+    code = 0
     try:
         main(argv)
-        return
     except MicrogptError as e:
         message, code = str(e), e.code
     except KeyboardInterrupt:
@@ -832,9 +836,11 @@ def command_line(argv):
         message, code = 'out of memory: the model or the data is too big for this machine', 1
     except BrokenPipeError:  # piped into `head`: stop quietly
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return
-    print(f'microgpt: {message}', file=sys.stderr)
-    sys.exit(code)
+    finally:
+        signal.signal(signal.SIGTERM, host)  # IDLE, %run and runpy get theirs back
+    if code:
+        print(f'microgpt: {message}', file=sys.stderr)
+        sys.exit(code)
 
 if __name__ == '__main__':
     if '__file__' in globals():  # a script: python, IDLE's Run Module, %run, runpy

@@ -1,7 +1,7 @@
 """Benchmarks for microgpt.py: the README's speed and memory figures live here, not in the tests.
 
-    python tests/bench.py            # everything below but the full runs (about 12 minutes)
-    python tests/bench.py --full     # also the complete default runs, before and now (~30 s more)
+    python tests/bench.py            # everything below but the full runs (15-20 minutes)
+    python tests/bench.py --full     # also the complete default runs, before and now (~1 min more)
 
 The machine is shared and noisy, so what is compared runs side by side, taking turns, and we quote
 medians; a ratio is the median of the ratios of runs that ran next to each other. "Before" is
@@ -137,7 +137,7 @@ def train_here(*argv):
         return time.perf_counter() - wall, time.process_time() - cpu
 
 
-def eval_interval_overhead(rounds=3, slice_steps=2000):
+def eval_interval_overhead(rounds=(5, 3), slice_steps=2000):
     """2. What the periodic evaluation at its default adds to training, against none: in the
     default run, and in a slice of the README's ten-minute run (its settings, as a run of
     slice_steps steps: as many evaluations a step as the whole run). Training runs here, in
@@ -145,29 +145,30 @@ def eval_interval_overhead(rounds=3, slice_steps=2000):
     extra CPU time over this process's CPU time bounds the wall overhead from above."""
     print(f'2. the periodic evaluation (--eval_interval={DEFAULTS["eval_interval"]}, '
           f'{DEFAULTS["eval_iters"]} held-out docs each time) against none (--eval_interval=0), '
-          f'{rounds} rounds taking turns (target: at most 10%):')
-    configs = (('the default run, 1000 steps', []),
+          f'taking turns (target: at most 10%):')
+    configs = (('the default run, 1000 steps', [], rounds[0]),
                (f'the ten-minute run (--batch_size=8 --workers=2 --learning_rate=0.01), a slice: '
                 f'--num_steps={slice_steps} of its 20000',
                 ['--batch_size=8', '--workers=2', '--learning_rate=0.01',
-                 f'--num_steps={slice_steps}']))
+                 f'--num_steps={slice_steps}'], rounds[1]))
     _, val_docs = setup()
     eval_ms = 1000 * statistics.median(timed(lambda: m.evaluate(val_docs[:m.eval_iters]))[0]
                                        for _ in range(20))
     print(f'  one periodic evaluation of the default model: {eval_ms:.0f} ms (median of 20)')
-    for name, args in configs:
-        t = taking_turns(rounds, {'off': lambda: train_here(*args, '--eval_interval=0'),
-                                  'default': lambda: train_here(*args)})
+    for name, args, n in configs:
+        t = taking_turns(n, {'off': lambda: train_here(*args, '--eval_interval=0'),
+                             'default': lambda: train_here(*args)})
         wall, cpu = part(t, 0), part(t, 1)
         step_ms = med(wall, 'off') * 1000 / int(args[-1].split('=')[1] if args else 1000)
-        print(f'  {name}: wall {med(wall, "off"):.1f} s vs {med(wall, "default"):.1f} s: '
+        print(f'  {name}, {n} rounds: wall {med(wall, "off"):.1f} s vs '
+              f'{med(wall, "default"):.1f} s: '
               f'{ratio(wall, "default", "off") - 1:+.1%} '
               f'(rounds {rounds_of(wall, "default", "off")}); CPU of this process '
               f'{med(cpu, "off"):.1f} s vs {med(cpu, "default"):.1f} s: '
               f'{ratio(cpu, "default", "off") - 1:+.1%} '
               f'(rounds {rounds_of(cpu, "default", "off")})')
-        print(f'    derived: one evaluation {eval_ms:.0f} ms / ({DEFAULTS["eval_interval"]} steps x '
-              f'{step_ms:.1f} ms, the median step without) = '
+        print(f'    derived: one evaluation {eval_ms:.0f} ms / ({DEFAULTS["eval_interval"]} steps '
+              f'x {step_ms:.1f} ms, the median step without) = '
               f'{eval_ms / DEFAULTS["eval_interval"] / step_ms:+.1%}')
 
 

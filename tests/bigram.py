@@ -2,9 +2,9 @@
 
     python tests/bigram.py [--input_file=input.txt] [--seed=42]
 
-It uses microgpt's own read_text and split_docs, so the held-out documents are exactly the ones microgpt reports
-'val loss' on, and counts the same predictions: every next character and the closing BOS, cut at
-block_size. The bigram model is P(next | previous) = (count + 1) / (row total + vocab_size), counted
+It uses microgpt's own read_text and split_docs, so the held-out documents are exactly the ones
+microgpt reports 'val loss' on, and counts the same predictions: every next character and the
+closing BOS, cut at block_size. The bigram model is P(next | previous) = (count + 1) / (row total + vocab_size), counted
 on the training documents only (add-one smoothing, so an unseen pair is not log(0)).
 """
 import math, os, random, sys
@@ -16,7 +16,7 @@ import microgpt as m  # noqa: E402
 m.configure(sys.argv[1:])
 random.seed(m.seed)
 train_docs, val_docs = m.split_docs(m.read_text(m.input_file))
-m.use_model(sorted(set(''.join(train_docs + val_docs))))
+m.use_vocab(sorted(set(''.join(train_docs + val_docs))))
 
 
 def pairs(docs):

@@ -11,8 +11,8 @@ the resting collector, data parallelism.
 import gc, itertools, math, os, random, unittest
 from unittest import mock
 
-from helpers import (EXACT_TOL, FD_STEP, FD_TOL, ROOT, SAME_TOL, WORDS, Case, adam_spy, grads, m,
-                     quiet, reference_losses, report, tiny_model)
+from helpers import (EXACT_TOL, FD_STEP, FD_TOL, ROOT, SAME_TOL, WORDS, Case, adam_spy, doc_loss,
+                     grads, m, quiet, reference_losses, report, tiny_model)
 
 # held out in the runs below: they share their starts with WORDS and with each other, as names do
 VAL = ['emmaline', 'olive', 'ava', 'isabel', 'sophie', 'mila', 'ameliana', 'harp', 'evelyn']
@@ -20,8 +20,18 @@ VAL = ['emmaline', 'olive', 'ava', 'isabel', 'sophie', 'mila', 'ameliana', 'harp
 
 def rel_diff(xs, ys):
     """The largest difference between two lists of numbers, relative to the largest of them."""
+    if len(xs) != len(ys):
+        raise AssertionError(f'{len(xs)} numbers against {len(ys)}')
     scale = max(max(map(abs, xs)), max(map(abs, ys))) or 1.0
     return max(abs(x - y) for x, y in zip(xs, ys)) / scale
+
+
+def open_files():
+    """How many files this process has open, or None where the system cannot tell."""
+    for folder in ('/proc/self/fd', '/dev/fd'):
+        if os.path.isdir(folder):
+            return len(os.listdir(folder))
+    return None
 
 
 def train_spy(losses):
@@ -62,7 +72,8 @@ class EachSwitchChangesOnlyTheSpeed(Case):
         self.assertEqual(len(numbers['losses']), 6)
         for off in ('fused', 'no_grad', 'prefix_cache', 'pause_gc'):
             numbers_off, samples_off = self.outcome(off)
-            tol = SAME_TOL if off == 'fused' else 0.0  # fused=False: sums in another order
+            tol = SAME_TOL if off == 'fused' else 0.0  # fused=False adds up in another order;
+            # no_grad=False: graph nodes do the same float arithmetic as the plain-float path
             for name, values in numbers.items():
                 diff = rel_diff(values, numbers_off[name])
                 report(f'{off}=False vs all on: {name} ({len(values)})', diff, tol)
@@ -222,13 +233,21 @@ class PlainFloatsAndThePrefixCache(Case):
     def test_prefix_cache_is_exact(self):
         tiny_model(seed=8)
         docs = self.docs()
-        results = {}
+        results, calls = {}, {}
         for cache in (True, False):
             m.prefix_cache = cache
-            results[cache] = m.evaluate(docs)
+            with mock.patch.object(m, 'gpt', wraps=m.gpt) as gpt:
+                results[cache] = m.evaluate(docs)
+            calls[cache] = gpt.call_count
         print(f'  evaluate() with and without the prefix cache: {results[True]!r} and '
               f'{results[False]!r}')
         self.assertEqual(results[True], results[False])  # to the last bit
+        # the positions read: each distinct start of the docs once, or every position of each doc
+        fed = [m.encode(doc)[:m.block_size + 1][:-1] for doc in docs]
+        self.assertEqual(calls[False], sum(map(len, fed)))
+        starts = {tuple(f[:k]) for f in fed for k in range(1, len(f) + 1)}
+        self.assertEqual(calls[True], len(starts))
+        print(f'  positions read: {calls[True]} with the cache, {calls[False]} without')
         weights = m.float_weights()
         losses = [loss for doc in docs for loss in reference_losses(weights, m.encode(doc))]
         exact = math.fsum(losses) / len(losses)
@@ -237,20 +256,36 @@ class PlainFloatsAndThePrefixCache(Case):
         self.assertLessEqual(diff, SAME_TOL)
 
     def test_no_graph_is_left_behind(self):
-        """After evaluate() or sample(), with fused and no_grad on or off, the tape is empty and
-        no gradient has moved."""
+        """With fused and no_grad on or off, evaluate() and sample() leave no graph of theirs on
+        the tape and move no gradient; a graph made before them is kept, and its backward() gives
+        what it gives without them."""
         tiny_model('--prompt=an', seed=9)
-        docs = self.docs()[:40]
+        docs = self.docs()[-12:]  # repeats and long ones among them
+        tokens = m.encode('annabel')
         for fused, no_grad in itertools.product((True, False), repeat=2):
             m.fused, m.no_grad = fused, no_grad
-            m.evaluate(docs)
-            self.assertEqual(len(m.tape), 0, f'evaluate(), fused={fused}, no_grad={no_grad}')
-            random.seed(1)
-            for _ in range(3):
-                m.sample()
-                self.assertEqual(len(m.tape), 0, f'sample(), fused={fused}, no_grad={no_grad}')
-            self.assertEqual({p.grad for p in m.params}, {0.0})
-        print('  the tape is empty after evaluate() and sample(), fused and no_grad on and off')
+            where = f'fused={fused}, no_grad={no_grad}'
+            for pending in (False, True):
+                if pending:  # a forward pass waiting for its backward()
+                    loss = doc_loss(tokens)
+                before = list(m.tape)
+                m.evaluate(docs)
+                self.assertEqual(m.tape, before, f'evaluate(), {where}')
+                random.seed(1)
+                for _ in range(3):
+                    m.sample()
+                    self.assertEqual(m.tape, before, f'sample(), {where}')
+                self.assertEqual({p.grad for p in m.params}, {0.0})
+            loss.backward()
+            kept = [p.grad for p in m.params]
+            for p in m.params:
+                p.grad = 0.0
+            doc_loss(tokens).backward()  # the same, with nothing in between
+            self.assertEqual(kept, [p.grad for p in m.params], where)
+            for p in m.params:
+                p.grad = 0.0
+        print('  evaluate() and sample() leave the tape as they found it, fused and no_grad on '
+              'and off')
 
     def test_sample_reads_the_weights_it_is_given(self):
         """sample(sd) with another model's weights draws what that model draws, on floats or not."""
@@ -309,39 +344,44 @@ class DataParallelism(Case):
     """Workers share each batch: the same gradients as one process, and none outlives the run."""
 
     def run_with(self, *argv, fail_at=None):
-        """A short run_training() of a tiny model. -> (per step: (gradients, worker processes),
-        the losses), also kept as self.steps; fail_at: a step at which Adam raises RuntimeError."""
+        """A short run_training() of a tiny model; fail_at: a step at which Adam raises
+        RuntimeError. Keeps each step's gradients in self.grads, its loss in self.losses and the
+        worker processes that the run had in self.workers."""
         tiny_model(*argv, vocab=''.join(WORDS), seed=10)
-        steps, losses = [], []
-        self.steps = steps
+        self.grads, self.losses, self.workers = [], [], set()
         real = m.adam_step
 
         def spy(step, mm, vv, lr):
-            steps.append(([p.grad for p in m.params], [process for _, process in m.pool]))
+            self.grads.append([p.grad for p in m.params])
+            self.workers.update(process for _, process in m.pool)
             if step == fail_at:
                 raise RuntimeError('a step failed')
             real(step, mm, vv, lr)
         mm, vv = [0.0] * len(m.params), [0.0] * len(m.params)
-        with mock.patch.object(m, 'adam_step', spy), train_spy(losses):
+        with mock.patch.object(m, 'adam_step', spy), train_spy(self.losses):
             quiet(m.run_training, WORDS, VAL, mm, vv)
-        return steps, losses
 
-    def assert_all_ended(self, processes):
+    def assert_all_ended(self, fds):
+        """Every worker of the last run has ended and been joined; once they are let go, as many
+        files are open as fds (None: this system cannot tell)."""
         self.assertEqual(m.pool, [])
-        for process in processes:
-            self.assertFalse(process.is_alive())
-            self.assertIsNotNone(process.exitcode)  # ended and joined
+        ended = [(p.is_alive(), p.exitcode is None) for p in self.workers]
+        self.assertEqual(ended, [(False, False)] * len(ended))  # not alive, and joined
+        self.workers = set()
+        if fds is not None:
+            self.assertEqual(open_files(), fds)
 
     def test_workers_give_the_same_gradients_as_one(self):
         runs = {}
+        fds = open_files()
         for w in (1, 2, 8):
-            steps, losses = self.run_with('--num_steps=3', '--batch_size=5', f'--workers={w}')
-            runs[w] = steps, losses
-            self.assertEqual(len(steps[0][1]), min(w, 5) - 1)  # other workers: one a doc at most
-            self.assert_all_ended(steps[0][1])
+            self.run_with('--num_steps=3', '--batch_size=5', f'--workers={w}')
+            runs[w] = self.grads, self.losses
+            self.assertEqual(len(self.workers), min(w, 5) - 1)  # one a doc at most
+            self.assert_all_ended(fds)
         for w in (2, 8):
             for step in range(3):
-                diff = rel_diff(runs[1][0][step][0], runs[w][0][step][0])
+                diff = rel_diff(runs[1][0][step], runs[w][0][step])
                 report(f'gradients at step {step + 1}, {w} workers vs 1', diff, EXACT_TOL)
                 self.assertLessEqual(diff, EXACT_TOL)
             diff = report(f'losses of 3 steps, {w} workers vs 1',
@@ -349,15 +389,15 @@ class DataParallelism(Case):
             self.assertLessEqual(diff, EXACT_TOL)
 
     def test_an_error_in_training_ends_every_worker(self):
+        fds = open_files()
         with self.assertRaises(RuntimeError):
             self.run_with('--num_steps=5', '--batch_size=4', '--workers=3', fail_at=1)
-        self.assertEqual(len(self.steps), 2)
-        self.assertEqual(len(self.steps[0][1]), 2)
-        self.assert_all_ended(self.steps[0][1])
+        self.assertEqual((len(self.grads), len(self.workers)), (2, 2))
+        self.assert_all_ended(fds)
         self.assertTrue(gc.isenabled())
-        steps, _ = self.run_with('--num_steps=2', '--batch_size=4', '--workers=3')  # runs again
-        self.assertEqual(len(steps[0][1]), 2)
-        self.assert_all_ended(steps[0][1])
+        self.run_with('--num_steps=2', '--batch_size=4', '--workers=3')  # and it runs again
+        self.assertEqual((len(self.grads), len(self.workers)), (2, 2))
+        self.assert_all_ended(fds)
 
     def test_no_fork_falls_back_to_one_process(self):
         with mock.patch('multiprocessing.get_all_start_methods', return_value=['spawn']):

@@ -16,7 +16,7 @@ from helpers import (Case, InTempDir, ROOT, SCRIPT, TINY, WORDS, EXACT_TOL, m, q
 
 VOCAB = ''.join(sorted(set(''.join(WORDS))))
 STEP_LINE = re.compile(r'^step +(\d+) / (\d+) \| loss (\S+) \| mean (\S+) \| (?:val (\S+) \| )?'
-                       r'([\d.]+) ms/step \| eta (\d+)s $', re.M)
+                       r'([\d.]+) ms/step \| eta (\d+)s +$', re.M)
 
 
 class Terminal(io.StringIO):
@@ -28,18 +28,26 @@ class Terminal(io.StringIO):
 
 def screen(text):
     """What a terminal shows after text: '\\r' goes back to the start of the line and overwrites
-    it, '\\n' starts a new line. Returns the lines, the last one unfinished."""
+    it, '\\n' starts a new line, ESC[K (or ESC[0K) erases to the end of the line and ESC[2K all
+    of it. Returns the lines, the last one unfinished."""
     lines, line, col = [], [], 0
-    for ch in text:
-        if ch == '\r':
+    for token in re.findall(r'\x1b\[[02]?K|.', text, re.S):
+        if token == '\r':
             col = 0
-        elif ch == '\n':
+        elif token == '\n':
             lines.append(''.join(line))
             line, col = [], 0
+        elif token.startswith('\x1b'):
+            line = [' '] * col if token == '\x1b[2K' else line[:col]
         else:
-            line[col:col + 1] = [ch]
+            line[col:col + 1] = [token]
             col += 1
     return lines + [''.join(line)]
+
+
+def plain(text):
+    """text without terminal escape sequences (such as ESC[K, erase to the end of the line)."""
+    return re.sub(r'\x1b\[[0-9;]*[A-Za-z]', '', text)
 
 
 def running_means(series):
@@ -85,8 +93,10 @@ def start(test, args, cwd, env=None, python=(), preexec_fn=None, stdin=None):
 
 
 def kill_group(p):
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(p.pid, signal.SIGKILL)
+    """After a test: whatever is left of p's session, killed (unless finish() saw none)."""
+    if not getattr(p, 'none_left', False):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(p.pid, signal.SIGKILL)
     for f in (p.stdout, p.stderr, p.stdin):
         if f:
             f.close()
@@ -98,7 +108,18 @@ def finish(test, p, stdin=None, timeout=120):
     its session is left."""
     out, err = p.communicate(stdin.encode() if stdin is not None else None, timeout=timeout)
     no_process_left(test, p.pid)
+    p.none_left = True
     return p.returncode, out.decode('utf-8', 'replace'), err.decode('utf-8', 'replace')
+
+
+def cpu_seconds(pid):
+    """The CPU time a process has used so far, from /proc; None where there is no /proc."""
+    try:
+        with open(f'/proc/{pid}/stat') as f:
+            fields = f.read().rsplit(')', 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf('SC_CLK_TCK')  # utime + stime
 
 
 def launch(test, *args, cwd=ROOT, env=None, python=(), preexec_fn=None, stdin=None,
@@ -152,16 +173,15 @@ class TrainingProgress(Case):
         self.assertNotIn('\r', out)
 
     def test_in_a_terminal_every_step_in_place_and_the_last_one_stays(self):
-        tiny_model('--num_steps=4', '--eval_interval=0')
+        tiny_model('--num_steps=20', '--eval_interval=0')
         out, clock = Terminal(), [0.0]
-        with hand_series([3.0, 2.5, 2.0, 1.5], clock), fake_clock(clock), \
+        with hand_series([3.0 - 0.05 * i for i in range(20)], clock), fake_clock(clock), \
                 contextlib.redirect_stdout(out):
             m.run_training(WORDS, WORDS[:2], [], [])
         text = out.getvalue()
         first_line = text.split('\n')[0]
-        draws = first_line.split('\r')
-        self.assertEqual(len(draws), 4)  # each step drawn over the one before, on one line
-        self.assertEqual([int(STEP_LINE.match(d).group(1)) for d in draws], [1, 2, 3, 4])
+        draws = plain(first_line).split('\r')  # each step drawn over the one before
+        self.assertEqual([int(STEP_LINE.match(d).group(1)) for d in draws], list(range(1, 21)))
         self.assertEqual(screen(text)[0].rstrip(), draws[-1].rstrip())
 
     def test_a_terminal_shows_the_newest_line_whole_when_it_is_shorter(self):
@@ -176,7 +196,7 @@ class TrainingProgress(Case):
         shown = screen(out.getvalue())
         for k in (1, 2):  # after the shorter step 2, and after the last step
             drawn = out.getvalue().split('\n')[0].split('\r')[:k + 1]
-            self.assertEqual(screen('\r'.join(drawn))[0].rstrip(), drawn[-1].rstrip(),
+            self.assertEqual(screen('\r'.join(drawn))[0].rstrip(), plain(drawn[-1]).rstrip(),
                              'the end of a longer line is left on the screen')
         self.assertIn('loss 0.5000 | mean 3.8333', shown[0])
 
@@ -198,7 +218,8 @@ class TrainingProgress(Case):
 class HeldOutDuringTraining(Case):
     """Every eval_interval steps and at the last step, the loss on val_docs[:eval_iters]."""
 
-    def spied_run(self, *flags, val=('mia', 'ava', 'luna', 'ella', 'aria'), stop_at=None):
+    def spied_run(self, *flags, val=('mia', 'ava', 'luna', 'ella', 'aria'), stop_at=None,
+                  stop_in_evaluation=False):
         tiny_model(*flags, vocab=VOCAB, seed=2)
         n = len(m.params)
         calls, done = [], [0]
@@ -212,6 +233,8 @@ class HeldOutDuringTraining(Case):
                 yield step, loss
 
         def evaluate(docs, progress=None):
+            if stop_in_evaluation and not calls:
+                os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C during the first evaluation
             result = real_evaluate(docs, progress)
             calls.append((done[0], list(docs), result))
             return result
@@ -230,8 +253,8 @@ class HeldOutDuringTraining(Case):
         for step, *_, shown, _, _ in lines:  # the newest held-out loss, none before step 5
             latest = [result for at, _, result in calls if at <= int(step)]
             self.assertEqual(shown, fmt4(latest[-1]) if latest else '')
-        grid = out.split('\n')[-12:]  # hence the chart: one o per evaluation
-        self.assertEqual(sum(line.count('o') for line in grid if '│' in line), 3)
+        plot = [line for line in out.splitlines() if '│' in line]  # the chart's grid:
+        self.assertEqual(sum(line.count('o') for line in plot), 3)  # an o per evaluation
         self.assertIn('o held-out loss (3 docs)', out)
 
     def test_at_a_stop(self):
@@ -240,6 +263,17 @@ class HeldOutDuringTraining(Case):
         self.assertEqual([(c[0], c[1]) for c in calls], [(3, ['mia', 'ava'])])
         self.assertIn('stopped by Ctrl-C at step 3', out)
         self.assertEqual(STEP_LINE.findall(out)[-1][4], fmt4(calls[0][2]))
+
+    def test_a_stop_during_an_evaluation_shows_that_step(self):
+        """Ctrl-C while step 3's held-out loss is computed (not a step that prints a line by
+        itself): the run stops at step 3 and shows step 3's line, with that held-out loss."""
+        calls, out = self.spied_run('--num_steps=50', '--eval_interval=3', '--eval_iters=2',
+                                    stop_in_evaluation=True)
+        self.assertEqual(calls[0][:2], (3, ['mia', 'ava']))
+        self.assertIn('stopped by Ctrl-C at step 3', out)
+        lines = STEP_LINE.findall(out)
+        self.assertTrue(lines, out)
+        self.assertEqual((lines[-1][0], lines[-1][4]), ('3', fmt4(calls[-1][2])))
 
     def test_more_eval_iters_than_held_out_docs_scores_them_all(self):
         calls, out = self.spied_run('--num_steps=2', '--eval_interval=1', '--eval_iters=50')
@@ -331,6 +365,21 @@ class Divergence(InTempDir):
         self.assertTrue(gc.isenabled())
         self.assertEqual(m.pool, [])
 
+    def test_weights_gone_nan_or_inf_at_the_last_step_stop_with_one_message(self):
+        """The loss still finite: the weights are checked after training too."""
+        tiny_model('--num_steps=3', '--eval_interval=0')
+
+        def train(train_docs, mm, vv, start=0):
+            yield 0, 3.0
+            yield 1, 3.0
+            m.params[5].data = math.inf  # what a huge Adam step does
+            yield 2, 3.0
+        with mock.patch.object(m, 'train', train), self.assertRaises(m.MicrogptError) as e:
+            quiet(m.run_training, WORDS, WORDS[:2], [], [])
+        self.assertEqual(e.exception.code, 1)
+        self.assertIn('step 3', str(e.exception))
+        self.assertIn('--learning_rate', str(e.exception))
+
 
 class Chart(Case):
     """chart({mark: [(step, loss)]}) on hand-made series."""
@@ -402,6 +451,8 @@ class Chart(Case):
         self.assertEqual(len(a), 50)
         self.assertEqual([c for c, _ in b], [a[s - 1][0] for s, _ in low])  # at their steps
         self.assertEqual((labels[0], labels[-1]), ('10.0000', '0.0000'))
+        _, rows = self.grid(m.chart({'a': high, 'z': low, 'b': [(25, 10.0)]}))  # one place:
+        self.assertEqual(rows[0][a[24][0]], 'b')  # the later curve is drawn over the earlier
 
     def test_every_line_fits_in_100_columns(self):
         for last in (1, 7, 1000, 10 ** 7):
@@ -571,11 +622,23 @@ class Explain(Case):
                 self.assertIn('8', between[0])
                 self.assertIn('7', between[0])
 
+    def test_with_a_one_position_context_the_note_names_the_part_too(self):
+        m.configure(['--n_embd=8', '--n_head=2', '--block_size=1'])  # a bigram model
+        m.use_vocab('0123456789')
+        random.seed(0)
+        m.use_weights()
+        rows, out = quiet(m.explain, '01')
+        lines = out.splitlines()
+        between = lines[1:lines.index('pos read next  p(next)   loss | top 5 guesses')]
+        self.assertEqual(self.rows_of(out), [('0', '¶', '0')])  # reads BOS, predicts '0'
+        self.assertEqual(len(between), 1, out)
+        self.assertIn('0', between[0])  # which part: the prediction of '0'
+
     def test_unknown_characters_are_refused_before_any_training(self):
         with open(os.path.join(ROOT, 'input.txt'), encoding='utf-8') as f:
             self.assertNotIn('E', f.read())
         began = time.time()
-        code, out, err = launch(self, '--explain=Emma', '--num_steps=1000000')
+        code, out, err = launch(self, '--explain=Emma', '--num_steps=1000000', timeout=30)
         self.assertEqual(code, 2, err)
         self.assertEqual(len(err.strip().splitlines()), 1, err)
         self.assertIn('--explain', err)
@@ -659,6 +722,13 @@ class Script(InTempDir):
         self.assertLessEqual(max(map(len, out.splitlines())), 100)
         self.assertEqual(sorted(os.listdir(self.d)), ['words.txt'])
 
+    def test_python_dash_m_microgpt(self):
+        code, out, err = launch(self, f'--input_file={self.file}', *TINY, '--num_steps=4',
+                                '--eval_docs=3', '--num_samples=2', python=('-m', 'microgpt'))
+        self.assertEqual((code, err), (0, ''))
+        self.assertIn('step     4 / 4 |', out)
+        self.assertIn('sample  2: ', out)
+
 
 class Pipe(InTempDir):
     """Output piped into a reader that stops early, like `| head -1`: a quiet stop."""
@@ -671,6 +741,7 @@ class Pipe(InTempDir):
         p.stderr.close()
         p.wait(timeout=60)
         no_process_left(self, p.pid)
+        p.none_left = True
         self.assertEqual(err, '')
         self.assertEqual(p.returncode, 0)
 
@@ -687,9 +758,17 @@ class CtrlCAndSigterm(InTempDir):
 
     def interrupt(self, send, *flags):
         p = start(self, [f'--input_file={self.file}', '--num_steps=10000000', '--num_samples=2',
-                         *TINY, *flags], self.d)
+                         '--eval_interval=0', *TINY, *flags], self.d)
         self.assertIn(b'train docs', p.stdout.readline())  # training starts right after this
-        time.sleep(0.7)
+        began, cpu = time.time(), cpu_seconds(p.pid)
+        if cpu is None:  # no /proc: give it time
+            time.sleep(1.5)
+        while cpu is not None:  # wait for 0.2 s of work after that line: it is training
+            now = cpu_seconds(p.pid)
+            if now is None or now >= cpu + 0.2:
+                break
+            self.assertLess(time.time() - began, 60, 'training did not start')
+            time.sleep(0.05)
         send(p)
         return finish(self, p)
 
