@@ -1,6 +1,6 @@
 """Do the tests bite? Break microgpt.py on purpose, one mistake at a time, and see which tests fail.
 
-    python tests/mutants.py          # 43 mutants, one test-suite run each, two at a time (~10 minutes)
+    python tests/mutants.py     # every mutant, one test-suite run each, two at a time (~30 minutes)
 
 Each mutant is a copy of the repository with one line of microgpt.py changed: a wrong local gradient,
 a broken causal order, BOS handling, Adam's bias correction, and so on. A mutant that no test
@@ -24,10 +24,11 @@ MUTANTS = [  # (what it breaks, text in microgpt.py, replacement)
     ('fused softmax: local gradient', 'p * ((i == j) - q)', 'p * ((i == j) + q)'),
     ('fused cross-entropy: local gradient', 'p - (j == target)', 'p - 0.9 * (j == target)'),
     ('causality: the model sees the token it must predict',
-     'cross_entropy(gpt(tokens[t], t, keys, values, sd), tokens[t + 1])',
-     'cross_entropy(gpt(tokens[t + 1], t, keys, values, sd), tokens[t + 1])'),
+     'tokens[pos_id], tokens[pos_id + 1]\n        logits = gpt(token_id, pos_id, keys, values, sd)\n',
+     'tokens[pos_id + 1], tokens[pos_id + 1]\n        logits = gpt(token_id, pos_id, keys, values, sd)\n'),
     ('causality: positions run last to first, so each one attends to the future',
-     'tokens[t + 1]) for t in range(n)]', 'tokens[t + 1]) for t in reversed(range(n))]'),
+     'for pos_id in range(min(block_size, len(tokens) - 1)):',
+     'for pos_id in reversed(range(min(block_size, len(tokens) - 1))):'),
     ('position embedding off by one', "sd['wpe'][pos_id]", "sd['wpe'][min(pos_id + 1, block_size - 1)]"),
     ('the value cache stores the keys', 'values[li].append(v)', 'values[li].append(k)'),
     ('heads overlap', 'hs = h * head_dim', 'hs = h'),
@@ -40,23 +41,24 @@ MUTANTS = [  # (what it breaks, text in microgpt.py, replacement)
     ('output layer tied to the token embedding', "return linear(x, sd['lm_head'])", "return linear(x, sd['wte'])"),
     ('rmsnorm: sum instead of mean', 'scale = (dot(x, x) / len(x) + 1e-5) ** -0.5', 'scale = (dot(x, x) + 1e-5) ** -0.5'),
     ('BOS: no end-of-document token', 'return [BOS] + [stoi[c] for c in doc] + [BOS]', 'return [BOS] + [stoi[c] for c in doc]'),
-    ('BOS: id collides with a character', 'BOS, vocab_size = len(chars), len(chars) + 1', 'BOS, vocab_size = 0, len(chars) + 1'),
-    ('BOS: samples do not stop at BOS', """        if token == BOS:
-            break""", """        if token == BOS:
+    ('BOS: id collides with a character', 'BOS = len(chars)  ', 'BOS = 0  '),
+    ('BOS: samples do not stop at BOS', """        if token_id == BOS:
+            break""", """        if token_id == BOS:
             pass"""),
-    ('Adam: no bias correction', 'c1, c2 = 1 - beta1 ** (step + 1), 1 - beta2 ** (step + 1)', 'c1, c2 = 1.0, 1.0'),
-    ('Adam: bias correction off by one step', 'c1, c2 = 1 - beta1 ** (step + 1), 1 - beta2 ** (step + 1)',
-     'c1, c2 = 1 - beta1 ** (step + 2), 1 - beta2 ** (step + 2)'),
+    ('Adam: no bias correction', 'bias1 = 1 - beta1 ** (step + 1)', 'bias1 = 1.0'),
+    ('Adam: bias correction off by one step', 'bias2 = 1 - beta2 ** (step + 1)',
+     'bias2 = 1 - beta2 ** (step + 2)'),
     ('loss: log-sum-exp without the max', 'return log(sum(exp(l - top) for l in logits)) + top - logits[target]',
      'return log(sum(exp(l) for l in logits)) - logits[target]'),
     # the mistakes that issue 9 found no test for
-    ('a document makes one prediction fewer than block_size', 'n = min(block_size, len(tokens) - 1)',
-     'n = min(block_size - 1, len(tokens) - 1)'),
+    ('a document makes one prediction fewer than block_size',
+     'range(min(block_size, len(tokens) - 1)):', 'range(min(block_size - 1, len(tokens) - 1)):'),
     ('the learning rate never decays', 'learning_rate * (1 - step / num_steps)', 'learning_rate * 1'),
-    ('the training loss summed, not averaged', 'sum(losses) / len(losses) for losses in map(doc_losses, batch)',
-     'sum(losses) for losses in map(doc_losses, batch)'),
-    ('the shuffle removed', 'random.shuffle(docs)', 'docs.sort()'),
-    ('val loss computed on training documents', 'evaluate(val_docs[:n])', 'evaluate(train_docs[:n])'),
+    ('the training loss summed, not averaged', '[sum(ls) / len(ls) for ls in map(doc_losses, batch)]',
+     '[sum(ls) for ls in map(doc_losses, batch)]'),
+    ('the shuffle removed', 'random.shuffle(train_docs)', 'train_docs.sort()'),
+    ('val loss computed on training documents', 'val_loss = evaluate(val_docs[:n]',
+     'val_loss = evaluate(train_docs[:n]'),
     # Part 2 and 3
     ('prefix cache: one position too many kept', 'del cache[shared:]', 'del cache[shared + 1:]'),
     ('batches: the mean over documents forgotten', 'loss = sum(doc_means) / len(doc_means)', 'loss = sum(doc_means)'),
@@ -65,9 +67,49 @@ MUTANTS = [  # (what it breaks, text in microgpt.py, replacement)
     ('long documents: the window one token short', 'return tokens[start:start + block_size + 1]',
      'return tokens[start:start + block_size]'),
     ('running mean over all steps', 'sum(losses[-100:]) / len(losses[-100:])', 'sum(losses) / len(losses)'),
-    ('copies counted against the held-out documents', 'map(set(train_docs).__contains__', 'map(set(val_docs).__contains__'),
+    ('copies counted against the held-out documents', 'train_set = set(train_docs)',
+     'train_set = set(val_docs)'),
     ('model file: non-finite weights accepted', 'type(x) is float and math.isfinite(x)', 'type(x) is float'),
-    ('Ctrl-C stops in the middle of a step', 'lambda *_, why=why: stop.append(why)', 'signal.default_int_handler'),
+    ('Ctrl-C stops in the middle of a step', 'previous = signal.signal(signum, ask)',
+     'previous = signal.signal(signum, signal.default_int_handler)'),
+    # sampling through the KV cache, the fused loss at underflow, whole-number settings
+    ('sampling: one cache shared by every layer', """    keys, values = empty_cache()
+    tokens = [BOS] + [stoi[c] for c in prompt]""", """    keys, values = [[]] * n_layer, [[]] * n_layer
+    tokens = [BOS] + [stoi[c] for c in prompt]"""),
+    ('sampling: the cache does not carry to the next position',
+     'logits = gpt(tokens[pos_id], pos_id, keys, values, sd)\n        if pos_id + 1 < len(tokens):',
+     'logits = gpt(tokens[pos_id], pos_id, *empty_cache(), sd)\n        if pos_id + 1 < len(tokens):'),
+    ('fused loss: -log(softmax) instead of log-sum-exp', 'Value(plain_cross_entropy(floats, target), logits',
+     'Value(-math.log(plain_softmax(floats)[target]), logits'),
+    ('whole-number settings truncate decimals', "if kind is bool else kind(text)",
+     "if kind is bool else (int(float(text)) if kind is int else kind(text))"),
+    # the data, the start, resuming
+    ('the split by chance, not by content', 'if crc[doc] % 10 == 0}', 'if random.random() < 0.1}'),
+    ('the split at every line break that splitlines() knows',
+     "text.replace('\\r\\n', '\\n').split('\\n')", 'text.splitlines()'),
+    ('the initial weights do not scale with the width', 'std = 0.08 * (16 / n_embd) ** 0.5 if',
+     'std = 0.08 if'),
+    ('evaluate() drops a graph it did not make', """        del tape[start:]  # no backward() follows: drop the graph made here
+        if progress:""", """        tape.clear()
+        if progress:"""),
+    ('resume: the random state not restored', "random.setstate(state['random_state'])", 'random.seed(seed)'),
+    ('resume: Adam restarts from zero', 'return dict(training, m=m, v=v,',
+     'return dict(training, m=[0.0] * len(m), v=v,'),
+    ('resume: the input file is not compared', "if state and state['input_crc'] !=",
+     "if False and state['input_crc'] !="),
+    ('a refused model file leaves its shape behind', '@all_or_nothing()\ndef load_model', 'def load_model'),
+    # the training window, the command line
+    ('held-out loss during training on other documents each time', 'evaluate(val_docs[:eval_iters])',
+     'evaluate(val_docs[step % 3:][:eval_iters])'),
+    ('divergence told at every step', 'math.log(vocab_size) and not warned:', 'math.log(vocab_size):'),
+    ('chart: the top value rounded down a row', 'grid[height - 1 - round(', 'grid[height - 1 - int('),
+    ('chart: a curve that barely moves fills the height', 'span = max(max(means.values()) - lo, abs(lo) / 100)',
+     'span = max(max(means.values()) - lo, 0)'),
+    ('samples: no mark when cut at the context', "cut = '…' if len(doc) == block_size else ''", "cut = ''"),
+    ('a bare switch means False', "text = text if has_value else 'true'", "text = text if has_value else 'false'"),
+    ('a repeated flag: the last one wins', "fail(f'--{name} is given twice; give it once')", 'pass'),
+    ('no input.txt beside the script', 'return beside if os.path.exists(beside) else input_file',
+     'return input_file'),
 ]
 
 
@@ -79,8 +121,8 @@ def try_mutant(source, what, old, new):
         shutil.copytree(os.path.join(ROOT, 'tests'), os.path.join(d, 'tests'))
         shutil.copy(os.path.join(ROOT, 'input.txt'), d)
         with open(os.path.join(d, 'microgpt.py'), 'w', encoding='utf-8') as f: f.write(source.replace(old, new))
-        r = subprocess.run([sys.executable, '-m', 'unittest', 'discover', '-s', 'tests'], cwd=d,
-                           capture_output=True, text=True, timeout=900)
+        r = subprocess.run([sys.executable, '-m', 'unittest', 'discover', '-s', 'tests', '-f'],
+                           cwd=d, capture_output=True, text=True, timeout=900)  # -f: first failure
     caught = sorted(set(re.findall(r'^(?:FAIL|ERROR): (\w+) \(', r.stderr, re.M)))
     if r.returncode == 0:
         return f'SURVIVED  {what}', False
