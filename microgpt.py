@@ -251,8 +251,8 @@ def sample(sd=None):  # a new document that starts with prompt: block_size at mo
     return decode(tokens)
 
 # ================ Part 2: everything else is just efficiency =================
-# Each item computes exactly what Part 1 does, only faster; --name=False turns it
-# off. Each keeps the Part 1 function it replaces as plain_<name>.
+# Each item computes what Part 1 does, only faster; --name=False turns it off.
+# Each keeps the Part 1 function it replaces as plain_<name>.
 fused = True              # fused graph nodes: a step makes ~2,900 of them, not ~55,000
 no_grad = True            # evaluate and sample on plain floats, with no graph
 prefix_cache = True       # evaluation reuses the work of a shared prefix
@@ -260,7 +260,7 @@ pause_gc = True           # the garbage collector rests in training: no cycles t
 workers = os.cpu_count() or 1  # processes that share each batch (batch_size at most)
 
 # --- fused nodes (~ tensor kernels): one node for a dot product, softmax output, loss
-# Candidly: these trade clarity for speed (4.9x in training), so Part 1 has none.
+# Candidly: they trade clarity for speed (4.9x in training); Part 1 has none.
 plain_dot, plain_linear, plain_softmax, plain_cross_entropy = dot, linear, softmax, cross_entropy
 
 def dot(a, b):  # one node: d/da_i = b_i, d/db_i = a_i
@@ -291,7 +291,7 @@ def cross_entropy(logits, target):  # one node: d loss / d logit_j = p_j - 1[j =
     grads = [p - (j == target) for j, p in enumerate(plain_softmax(floats))]
     return Value(plain_cross_entropy(floats, target), logits, grads)
 
-# --- plain floats (~ torch.no_grad), and a prefix cache (~ inference servers) --
+# --- plain floats (~ torch.no_grad), a prefix cache (~ inference servers) ---
 plain_evaluate, plain_sample = evaluate, sample
 
 def float_weights():  # state_dict as plain floats: gpt() on these builds no graph
@@ -323,7 +323,7 @@ def evaluate(docs, progress=None):  # sorted, a doc often starts as the one befo
 
 # --- a resting collector (~ memory management): the graph has no cycles to free
 @contextlib.contextmanager
-def resting_collector():  # in training, the collector would scan the graph often
+def resting_collector():  # in training: it would scan the graph again and again
     paused = pause_gc and gc.isenabled()
     if paused:
         gc.disable()
@@ -343,7 +343,7 @@ def share_grads(weights, batch):  # a share's summed loss, and its summed gradie
     loss = plain_batch_loss(batch)
     return loss * len(batch), [p.grad * len(batch) for p in params]
 
-def serve(pipe):  # in a worker: shares of batches in, gradients out, until killed
+def serve(pipe):  # in a worker: shares of batches in, gradients out, to the end
     while True:
         pipe.send(share_grads(*pipe.recv()))
 
@@ -379,6 +379,7 @@ def worker_pool(n):  # n - 1 workers forked from this process, killed and joined
 # main() first: the run in order. Then what it uses: flags, files, the training
 # window, explain(), and the command line.
 
+
 # --- run: every step of `python microgpt.py`, in order -----------------------
 def main(argv=()):
     """Settings, data, model, training, saving, evaluation and samples, as
@@ -393,7 +394,8 @@ def main(argv=()):
         if path != input_file:
             print(f'reading {path}: the current folder has no {input_file}')
         text = read_text(path)
-        if state and state['input_crc'] != zlib.crc32(text.encode('utf-8')):
+        input_crc = zlib.crc32(text.encode('utf-8'))  # what --resume checks it goes on with
+        if state and state['input_crc'] != input_crc:
             fail(f'{path!r} is not the text that {resume!r} was trained on: give that '
                  f'--input_file, or --load to start a new schedule on this one')
         random.seed(seed)
@@ -409,6 +411,7 @@ def main(argv=()):
         save_to = save or resume  # a resumed run saves back where it came from
         if save_to:
             check_save_path(save_to, path)
+
     print(f'{len(train_docs)} train docs, {len(val_docs)} held out | vocab {vocab_size} '
           f'| {len(params)} params | fused={fused}')
     too_long = sum(len(doc) >= block_size for doc in train_docs)
@@ -419,15 +422,18 @@ def main(argv=()):
         print(f'resuming {resume} at step {state["step"]} of {num_steps}')
     adam = state or {'step': 0, 'm': [0.0] * len(params), 'v': [0.0] * len(params)}
     step = run_training(train_docs, val_docs, adam['m'], adam['v'], adam['step'])
+
     if save_to:
-        save_model(save_to, adam['m'], adam['v'], step, zlib.crc32(text.encode('utf-8')))
+        save_model(save_to, adam['m'], adam['v'], step, input_crc)
         more = f'; go on with --resume={save_to}' if step < num_steps else ''
         print(f'saved the model to {save_to} at step {step} of {num_steps}{more}')
+
     n = min(eval_docs, len(val_docs))
     if n:
         val_loss = evaluate(val_docs[:n], progress_of('held-out docs'))
         train_loss = evaluate(train_docs[:n], progress_of('train docs'))
         print(f'val loss {fmt(val_loss)} | train loss {fmt(train_loss)}')
+
     random.seed(seed)  # so the samples depend only on the weights and the seed
     samples = [sample() for _ in range(num_samples)]
     for i, doc in enumerate(samples, 1):
@@ -440,6 +446,7 @@ def main(argv=()):
               f'{copies} copy a train doc')
     if given.get('explain'):
         explain(given['explain'])
+
 
 # --- settings of the run, and the flags that change any setting --------------
 input_file = 'input.txt'  # the training text: one document per line
@@ -459,7 +466,7 @@ FLAGS = {  # every --name=value flag, by part: a setting, or --explain=TEXT
 KIND = {name: type(globals().get(name, '')) for names in FLAGS.values()
         for name in names.split()}
 KIND['init_std'] = lambda text: None if text == 'None' else float(text)  # None: by the width
-SHAPE = ('n_layer', 'n_embd', 'n_head', 'block_size')  # what a saved model fixes
+SHAPE = ('n_layer', 'n_embd', 'n_head', 'block_size')  # a saved model's shape
 RUN = ('num_steps', 'batch_size', 'learning_rate', 'beta1', 'beta2', 'eps', 'seed')
 
 class MicrogptError(Exception):  # one line: what is wrong, and what to do
@@ -495,7 +502,7 @@ def configure(argv):
         kind = KIND.get(name) if arg.startswith('--') else None
         if kind is None:
             close = difflib.get_close_matches(name or arg, KIND, n=1)
-            hint = f'did you mean --{close[0]}?' if close else '--help lists them'
+            hint = f'did you mean --{close[0]}?' if close else 'see --help'
             fail(f'unknown setting {arg!r}; {hint}')
         if name in given:
             fail(f'--{name} is given twice; give it once')
@@ -552,6 +559,7 @@ def help_text():  # each flag, its value now, and the comment beside its setting
             lines.append(f'  {flag:25} {comments.get(name, "")}')
     return '\n'.join(lines)
 
+
 # --- files: the text, and the model as JSON, checked as untrusted input ------
 def input_path():  # input_file, or by default the input.txt beside this file
     if input_file != 'input.txt' or os.path.exists(input_file) or '__file__' not in globals():
@@ -569,7 +577,7 @@ def read_text(path, limit=2**28):  # the text of a UTF-8 file of at most 256 MB
     except (OSError, UnicodeDecodeError) as e:  # missing, a folder, not UTF-8, ...
         fail(f'cannot read input file {path!r} ({e}); pass a UTF-8 text file')
 
-def check_known(text, what):  # the model has a token for every character of text
+def check_known(text, what):  # the model has a token for each character of text
     unknown = ''.join(sorted(set(text) - set(chars)))
     if unknown:
         fail(f'the model does not know these characters of {what}: {unknown[:20]!r}; '
@@ -652,6 +660,7 @@ def load_model(path, given, resuming):
     check_settings({**settings(), **config}, f'with the model in {path!r}: ')
     globals().update(config)
     use_vocab(vocab)
+
     if type(weights) is not dict or len(weights) != 3 + 6 * n_layer:
         fail(f'{bad} not all the matrices')
     for name, (rows, cols) in shapes().items():  # no bigger than the file: its size bounds it
@@ -683,6 +692,7 @@ def check_training(training, bad):  # the state to resume, checked: see load_mod
     except (TypeError, ValueError, IndexError, KeyError, OverflowError):
         fail(f"{bad} its random_state is not one that Python's random module saved")
     return dict(training, m=m, v=v, random_state=state)
+
 
 # --- the training window: progress, held-out loss, a chart; Ctrl-C stops it --
 def in_terminal():  # a terminal redraws a line in place; elsewhere, whole lines
@@ -743,6 +753,7 @@ def run_training(train_docs, val_docs, m, v, start=0):
         n = 1
     started = time.time()
     step = start - 1
+
     with contextlib.ExitStack() as undo:  # all set up here is undone, however it ends
         for signum in (signal.SIGINT, signal.SIGTERM):
             previous = signal.signal(signum, ask)
@@ -783,6 +794,7 @@ def run_training(train_docs, val_docs, m, v, start=0):
         print(f'{"":12}· train loss, mean of the last 100 steps{held}')
     return step + 1
 
+
 # --- explain(): the model reading one text, position by position -------------
 def explain(text):
     """Show the model reading text: at each position the real next character's probability
@@ -820,10 +832,11 @@ def explain(text):
     print(f'mean loss {mean:.4f} over {len(rows)} predictions')
     return rows
 
-# --- the command line: the one place an error becomes a message and an exit code
+
+# --- the command line: where an error becomes a message and an exit code ---
 def command_line(argv):
     host = signal.signal(signal.SIGTERM, signal.default_int_handler)  # cleans up as Ctrl-C
-    if hasattr(sys.stdout, 'reconfigure'):  # IDLE and IPython give other streams
+    if hasattr(sys.stdout, 'reconfigure'):  # IDLE, IPython: other streams
         sys.stdout.reconfigure(errors='replace')  # what a console cannot show: '?'
     code = 0
     try:
