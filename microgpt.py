@@ -7,8 +7,8 @@ Part 2 makes it fast without changing what it computes. Part 3 runs it.
 """
 import math, random, zlib
 from operator import mul
-import base64, contextlib, difflib, gc, itertools, json, multiprocessing, os, re, signal, struct
-import sys, time
+import base64, contextlib, difflib, gc, itertools, json, multiprocessing, os, re, shutil, signal
+import struct, sys, time
 
 # ============================= Part 1: the GPT ===============================
 # Part 2 swaps in faster dot, linear, softmax, cross_entropy, batch_loss, evaluate, sample.
@@ -384,33 +384,39 @@ def worker_pool(n):  # n - 1 workers forked from this process, killed and joined
 def main(argv=()):
     """Settings, data, model, training, saving, evaluation and samples, as
     `python microgpt.py` does them. argv: --name=value flags. Raises MicrogptError."""
+    if isinstance(argv, str):
+        fail(f'main() takes a list of flags: main({argv.split()!r})')
     if '-h' in argv or '--help' in argv:
         print(help_text())
         return
     with all_or_nothing():  # every check before any work; a failed one changes nothing
         given = configure(argv)
-        state = load_model(load or resume, given, bool(resume)) if load or resume else None
+        load_from = given.get('load', load)  # the file flags are for this run only
+        resume_from = given.get('resume', resume)
+        save_to = given.get('save', save) or resume_from  # a resumed run saves back to its file
+        state = None
+        if load_from or resume_from:
+            state = load_model(load_from or resume_from, given, bool(resume_from))
         path = input_path()
         if path != input_file:
             print(f'reading {path}: the current folder has no {input_file}')
         text = read_text(path)
         input_crc = zlib.crc32(text.encode('utf-8'))  # what --resume checks it goes on with
         if state and state['input_crc'] != input_crc:
-            fail(f'{path!r} is not the text that {resume!r} was trained on: give that '
+            fail(f'{path!r} is not the text that {resume_from!r} was trained on: give that '
                  f'--input_file, or --load to start a new schedule on this one')
         random.seed(seed)
         train_docs, val_docs = split_docs(text)
         if not train_docs:
             fail(f'input file {path!r} needs 2 different non-empty lines: to train on, to hold out')
-        if not (load or resume):
+        if not (load_from or resume_from):
             use_vocab(sorted(set(''.join(train_docs + val_docs))))
             use_weights()
         check_known(prompt, '--prompt')
         check_known(given.get('explain', ''), '--explain')
         check_known(''.join(train_docs + val_docs), 'the input file')
-        save_to = save or resume  # a resumed run saves back where it came from
         if save_to:
-            check_save_path(save_to, path)
+            check_save_path(save_to)
 
     print(f'{len(train_docs)} train docs, {len(val_docs)} held out | vocab {vocab_size} '
           f'| {len(params)} params | fused={fused}')
@@ -419,13 +425,15 @@ def main(argv=()):
         print(f'{too_long} train docs are longer than the context: training reads a window of each')
     if state:
         random.setstate(state['random_state'])
-        print(f'resuming {resume} at step {state["step"]} of {num_steps}')
+        done = ': it is finished; --load it to train more' if state['step'] == num_steps else ''
+        print(f'resuming {resume_from} at step {state["step"]} of {num_steps}{done}')
     adam = state or {'step': 0, 'm': [0.0] * len(params), 'v': [0.0] * len(params)}
     step = run_training(train_docs, val_docs, adam['m'], adam['v'], adam['step'])
 
     if save_to:
         save_model(save_to, adam['m'], adam['v'], step, input_crc)
         more = f'; go on with --resume={save_to}' if step < num_steps else ''
+        more += f' --input_file={input_file}' if more and input_file != 'input.txt' else ''
         print(f'saved the model to {save_to} at step {step} of {num_steps}{more}')
 
     n = min(eval_docs, len(val_docs))
@@ -465,7 +473,7 @@ FLAGS = {  # every --name=value flag, by part: a setting, or --explain=TEXT
                           'save load resume explain'}
 KIND = {name: type(globals().get(name, '')) for names in FLAGS.values()
         for name in names.split()}
-KIND['init_std'] = lambda text: None if text == 'None' else float(text)  # None: by the width
+KIND['init_std'] = lambda text: None if text.lower() == 'none' else float(text)  # by width
 SHAPE = ('n_layer', 'n_embd', 'n_head', 'block_size')  # a saved model's shape
 RUN = ('num_steps', 'batch_size', 'learning_rate', 'beta1', 'beta2', 'eps', 'seed')
 
@@ -474,8 +482,8 @@ class MicrogptError(Exception):  # one line: what is wrong, and what to do
         super().__init__(message)
         self.code = code
 
-def fail(message, code=2):
-    raise MicrogptError(message, code)
+def fail(message, code=2):  # from None: the message says it all, with no chained traceback
+    raise MicrogptError(message, code) from None
 
 def settings():  # {name: value} of every setting as it stands now
     return {name: globals()[name] for name in KIND if name != 'explain'}
@@ -519,7 +527,8 @@ def configure(argv):
             fail(f'--{name} takes {whole}, not {text!r}')
     s = {**settings(), **given}
     check_settings(s, shape=not (s['load'] or s['resume']))  # else the file's: load_model()
-    globals().update({name: value for name, value in given.items() if name != 'explain'})
+    run_only = ('save', 'load', 'resume', 'explain')  # main() reads these from given
+    globals().update({name: value for name, value in given.items() if name not in run_only})
     return given
 
 def check_settings(s, where='', shape=True):  # s: {name: value}; stops at the first bad one
@@ -583,10 +592,15 @@ def check_known(text, what):  # the model has a token for each character of text
         fail(f'the model does not know these characters of {what}: {unknown[:20]!r}; '
              f'it knows {"".join(chars)[:60]!r}')
 
-def check_save_path(path, text_path):  # before any work: a save that would fail, fails now
-    if os.path.isdir(path) or os.path.isfile(path) and os.path.samefile(path, text_path):
-        fail(f'--save={path} is a folder or the input file; save the model as another file')
+def check_save_path(path):  # before any work: a save that would fail, or destroy a file, fails
     try:
+        if os.path.isdir(path):
+            fail(f'--save={path} is a folder; save the model as a file')
+        if os.path.isfile(path):
+            with open(path, 'rb') as f:
+                is_model = f.read(11) == b'{"config": '  # what save_model() writes first
+            if not is_model:
+                fail(f'--save={path} is a file but not a model (the input file?); use a new name')
         with open(f'{path}.tmp{os.getpid()}', 'w', encoding='utf-8'):
             pass
         os.remove(f'{path}.tmp{os.getpid()}')
@@ -633,8 +647,10 @@ def load_model(path, given, resuming):
     try:
         with open(path, 'rb') as f:
             blob = json.loads(f.read())
-    except (OSError, ValueError, RecursionError, MemoryError) as e:  # not JSON, too deep
-        fail(f'{bad} {getattr(e, "strerror", None) or type(e).__name__}')
+    except OSError as e:
+        fail(f'cannot read model file {path!r}: {e.strerror}')
+    except (ValueError, RecursionError, MemoryError) as e:  # not JSON, or nested too deep
+        fail(f'{bad} {type(e).__name__} {str(e)[:60]}')
     if type(blob) is not dict:
         fail(f'{bad} it needs the keys config, chars and state_dict')
     config, vocab, weights = blob.get('config'), blob.get('chars'), blob.get('state_dict')
@@ -716,14 +732,16 @@ def progress_of(name):  # -> progress(done, total) for evaluate(), from 1 s on: 
 
 def chart(curves, height=8, width=60):
     """Curves on one grid, as lines of at most 72 columns. curves: {mark: [(step, loss)]},
-    steps from 1; a later curve's mark is drawn over an earlier one's. A column shows a
+    in order; a later curve's mark is drawn over an earlier one's. A column shows a
     curve's mean over its steps: the lowest mean on the bottom row, the highest on the
     top one, unless they are within 1%: then the rows span 1%, and the curves look flat."""
+    first = min(step for points in curves.values() for step, _ in points)
     last = max(step for points in curves.values() for step, _ in points)
     columns = {}
     for mark, points in curves.items():
         for step, loss in points:
-            columns.setdefault((mark, (step - 1) * width // last), []).append(loss)
+            column = (step - first) * width // (last - first + 1)
+            columns.setdefault((mark, column), []).append(loss)
     means = {key: sum(losses) / len(losses) for key, losses in columns.items()}
     lo = min(means.values())
     span = max(max(means.values()) - lo, abs(lo) / 100) or 1.0
@@ -732,7 +750,7 @@ def chart(curves, height=8, width=60):
         grid[height - 1 - round((y - lo) / span * (height - 1))][col] = mark
     edges = {0: fmt(lo + span), height - 1: fmt(lo)}
     lines = [f'{edges.get(r, ""):>10} │{"".join(row)}' for r, row in enumerate(grid)]
-    steps = f'step 1{f"step {last}":>{width - 6}}'
+    steps = f'step {first:<{width - 17}}{f"step {last}":>12}'
     return lines + [f'{"":10} └{"─" * width}', f'{"":12}{steps}']
 
 def run_training(train_docs, val_docs, m, v, start=0):
@@ -769,7 +787,7 @@ def run_training(train_docs, val_docs, m, v, start=0):
                 warned = True
                 print(f'step {step + 1}: diverges, mean loss {fmt(means[-1])} > ln({vocab_size})'
                       f' = {math.log(vocab_size):.2f} (a uniform guess): lower --learning_rate'
-                      f'={learning_rate}')
+                      f' (now {learning_rate})')
             last = step + 1 == num_steps or bool(asks)
             if eval_interval and eval_iters and ((step + 1) % eval_interval == 0 or last):
                 vals.append((step + 1, evaluate(val_docs[:eval_iters])))
@@ -780,6 +798,8 @@ def run_training(train_docs, val_docs, m, v, start=0):
                 line = (f'step {step + 1:5d} / {num_steps} | loss {fmt(loss)} | mean '
                         f'{fmt(means[-1])} | {held}{ms:.1f} ms/step | '
                         f'eta {ms * (num_steps - step - 1) / 1000:.0f}s ')
+                if in_terminal():  # clipped: a line that wraps cannot be drawn over
+                    line = line[:shutil.get_terminal_size().columns - 1]
                 print(line.ljust(width), end='\r' if in_terminal() and not last else '\n',
                       flush=True)
                 width = len(line)  # a shorter line next covers all of this one
@@ -802,7 +822,7 @@ def explain(text):
     the rows, each {'probs', 'loss', 'attention'}. Raises MicrogptError."""
     if 'state_dict' not in globals():
         fail('there is no model yet: run main(), or make one with use_vocab() and use_weights()')
-    check_known(text, '--explain')
+    check_known(text, 'the text to explain')
     shown = ['·' if c == ' ' else c if c.isprintable() else '¤' for c in chars] + ['¶']
     tokens = encode(text)
     print(f'explain {text!r} (¶ is BOS, the start or the end; · a space; ¤ another invisible)')

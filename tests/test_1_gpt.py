@@ -12,9 +12,9 @@ interpreter, started by setUpModule so that it runs beside the other tests.
 import builtins, json, math, os, random, re, subprocess, symtable, sys, zlib
 from unittest import mock
 
-from helpers import (Case, ROOT, SCRIPT, FD_STEP, FD_TOL, EXACT_TOL, WORDS, m, report, tiny_model,
-                     doc_loss, grads, all_logits, reference_logits, reference_losses, adam_spy,
-                     slurp)
+from tests.helpers import (Case, ROOT, SCRIPT, FD_STEP, FD_TOL, EXACT_TOL, WORDS, m, report,
+                           tiny_model, doc_loss, grads, all_logits, reference_logits,
+                           reference_losses, adam_spy, slurp)
 
 SAME = 0.0            # two paths through the same operations in the same order: bit for bit
 CHAIN_TOL = 1e-9      # a gradient through 100,000 nodes vs its closed form, relative

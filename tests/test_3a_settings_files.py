@@ -9,8 +9,9 @@ Many such cases run in one child process, through command_line(), the function t
 import base64, json, math, os, random, re, shlex, shutil, signal, struct, tempfile, zlib
 from unittest import mock
 
-from helpers import (DEFAULTS, EXACT_TOL, InTempDir, ROOT, SCRIPT, TINY, WORDS, Case, all_logits,
-                     m, quiet, report, reset, run, run_python, slurp, tiny_model)
+from tests.helpers import (DEFAULTS, EXACT_TOL, InTempDir, ROOT, SCRIPT, TINY, WORDS, Case,
+                           all_logits, m, quiet, report, reset, run, run_python, slurp,
+                           tiny_model)
 
 # A child process that runs each argv (a JSON list of lists on stdin) through command_line(),
 # from the default settings, and reports its exit code, stdout, stderr and whether any file in
@@ -249,7 +250,7 @@ class Flags(CommandLineCase):
                 with self.subTest(name=name, text=text):
                     reset()
                     self.assertEqual(m.configure([f'--{name}={text}']), {name: text})
-                    if name != 'explain':  # --explain is a request, not a setting
+                    if name not in ('explain', 'save', 'load', 'resume'):  # for one run only
                         self.assertEqual(getattr(m, name), text)
 
     def test_impossible_combinations_stop_before_any_work(self):
@@ -285,8 +286,9 @@ class Flags(CommandLineCase):
     def test_a_save_that_would_fail_stops_before_any_work(self):
         f = f'--input_file={self.file}'
         cases = [('--save=no/such/folder/m.json', 'No such file'),
-                 (f'--save={self.d}', 'is a folder or the input file'),
-                 (f'--save={self.file}', 'is a folder or the input file'),
+                 (f'--save={self.d}', 'is a folder'),
+                 (f'--save={self.file}', 'is a file but not a model'),
+                 (f'--save={self.write("notes.md", "# my notes")}', 'is a file but not a model'),
                  ('--save=/proc/m.json', 'cannot save')]  # not writable, even as root
         results = self.cli(*([f, *TINY, arg] for arg, _ in cases))
         for (arg, needle), result in zip(cases, results):
@@ -333,6 +335,23 @@ class SettingsInAProcess(CommandLineCase):
         self.assertEqual(len(m.state_dict['wte'][0]), 32)
         out = self.main(*self.quick('--n_embd=8'))  # unless a flag changes it
         self.assertIn(self.params_line(8, 1, 16), out)
+
+    def test_the_file_flags_are_for_one_run_only(self):
+        """--save, --load and --resume name files for that run: a later call neither saves over
+        the file again nor loads it, unless the cell assigned the setting itself."""
+        self.main(*self.quick(f'--save={self.model}', *TINY))
+        self.assertEqual((m.save, m.load, m.resume), ('', '', ''))
+        first = slurp(self.model)
+        out = self.main(*self.quick('--seed=3'))
+        self.assertNotIn('saved the model', out)
+        self.assertEqual(slurp(self.model), first)
+        self.main(*self.quick(f'--load={self.model}'))
+        self.assertEqual(m.load, '')
+        m.n_embd = 16  # the loaded file set n_embd=8; the next run builds what the cell says
+        self.assertIn(self.params_line(16, 2, 8), self.main(*self.quick()))
+        m.save = self.model  # assigned, it stays: as any setting
+        self.main(*self.quick())
+        self.assertNotEqual(slurp(self.model), first)
 
     def test_a_flag_stays_set_for_the_next_call(self):
         m.n_embd = 32

@@ -11,8 +11,8 @@ import ast, contextlib, gc, io, json, math, os, random, re, signal, subprocess, 
 import tracemalloc, types, unittest
 from unittest import mock
 
-from helpers import (Case, InTempDir, ROOT, SCRIPT, TINY, WORDS, EXACT_TOL, m, quiet,
-                     reference_logits, report, slurp, tiny_model)
+from tests.helpers import (Case, InTempDir, ROOT, SCRIPT, TINY, WORDS, EXACT_TOL, m, quiet,
+                           reference_logits, report, slurp, tiny_model)
 
 VOCAB = ''.join(sorted(set(''.join(WORDS))))
 STEP_LINE = re.compile(r'^step +(\d+) / (\d+) \| loss (\S+) \| mean (\S+) \| (?:val (\S+) \| )?'
@@ -183,6 +183,19 @@ class TrainingProgress(Case):
         draws = plain(first_line).split('\r')  # each step drawn over the one before
         self.assertEqual([int(STEP_LINE.match(d).group(1)) for d in draws], list(range(1, 21)))
         self.assertEqual(screen(text)[0].rstrip(), draws[-1].rstrip())
+
+    def test_a_narrow_terminal_gets_lines_that_fit(self):
+        """A line wider than the terminal wraps, and then cannot be drawn over in place."""
+        tiny_model('--num_steps=20', '--eval_interval=5', '--eval_iters=2')
+        out, clock = Terminal(), [0.0]
+        with hand_series([3.0 - 0.05 * i for i in range(20)], clock), fake_clock(clock), \
+                contextlib.redirect_stdout(out), \
+                mock.patch('shutil.get_terminal_size', return_value=os.terminal_size((50, 24))):
+            m.run_training(WORDS, WORDS[:2], [], [])
+        draws = plain(out.getvalue().split('\n')[0]).split('\r')
+        self.assertEqual(len(draws), 20)
+        self.assertLessEqual(max(map(len, draws)), 49)
+        self.assertTrue(all(d.startswith(f'step {i + 1:5d} / 20 |') for i, d in enumerate(draws)))
 
     def test_a_terminal_shows_the_newest_line_whole_when_it_is_shorter(self):
         """A line redrawn in place over a longer one must not leave the end of the longer one
@@ -891,6 +904,10 @@ class NotebookCells(Case):
             "rows = explain('emma')\nprint('rows', len(rows))",
             "try:\n    main(['--n_embd=bogus'])\n"
             "except BaseException as e:\n    print('raised', type(e).__name__, e.code)",
+            "import traceback\ntry:\n    main(['--input_file=no/such.txt'])\n"
+            "except Exception as e:\n"
+            "    shown = ''.join(traceback.format_exception(type(e), e, e.__traceback__))\n"
+            "    print('chained:', 'During handling' in shown, shown.count('Traceback'))",
         ]
         code, out, err = launch(self, python=('-c', (
             'import sys\n'
@@ -901,7 +918,7 @@ class NotebookCells(Case):
             "    print(f'--- cell {i}')\n"
             "    exec(compile(cell, f'<cell {i}>', 'exec'), ns)\n")), stdin=src)
         self.assertEqual((code, err), (0, ''))
-        first, second, third, fourth = out.split('--- cell ')
+        first, second, third, fourth, fifth = out.split('--- cell ')
         with open(os.path.join(ROOT, 'input.txt'), encoding='utf-8') as f:
             v = len(set(f.read()) - {'\n'}) + 1
         for text, n, steps in ((first, 16, 20), (second, 32, 5)):
@@ -913,6 +930,7 @@ class NotebookCells(Case):
         self.assertIn('layer 0 head 3', third)
         self.assertIn('rows 5', third)
         self.assertEqual(fourth.splitlines()[1:], ['raised MicrogptError 2'])
+        self.assertEqual(fifth.splitlines()[1:], ['chained: False 1'])  # one error, not two
 
 
 class ImportingProgram(Case):
