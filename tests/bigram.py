@@ -1,10 +1,12 @@
-"""Reference points for the held-out loss in the README: a uniform guess and a character bigram model.
+"""Reference points for the held-out loss in the README: a uniform guess and a character bigram
+model.
 
     python tests/bigram.py [--input_file=input.txt] [--seed=42]
 
 It uses microgpt's own read_text and split_docs, so the held-out documents are exactly the ones
 microgpt reports 'val loss' on, and counts the same predictions: every next character and the
-closing BOS, cut at block_size. The bigram model is P(next | previous) = (count + 1) / (row total + vocab_size), counted
+closing BOS, cut at block_size. The bigram model is
+P(next | previous) = (count + 1) / (row total + vocab_size), counted
 on the training documents only (add-one smoothing, so an unseen pair is not log(0)).
 """
 import math, os, random, sys

@@ -93,7 +93,8 @@ def reference_logits(sd, tokens):
     def norm(x):
         return [v / math.sqrt(sum(u * u for u in x) / len(x) + 1e-5) for v in x]
 
-    xs = [norm([a + b for a, b in zip(sd['wte'][tok], sd['wpe'][t])]) for t, tok in enumerate(tokens)]
+    xs = [norm([a + b for a, b in zip(sd['wte'][tok], sd['wpe'][t])])
+          for t, tok in enumerate(tokens)]
     for l in range(m.n_layer):
         Q, K, V = ([matvec(sd[f'layer{l}.attn_w{c}'], norm(x)) for x in xs] for c in 'qkv')
         attended = []
