@@ -8,7 +8,7 @@ Part 2 makes it fast without changing what it computes. Part 3 runs it.
 import math, random, zlib
 from operator import mul
 import base64, contextlib, difflib, gc, itertools, json, multiprocessing, os, re, shutil, signal
-import struct, sys, time
+import struct, sys, threading, time
 
 # ============================= Part 1: the GPT ===============================
 # Part 2 swaps in faster dot, linear, softmax, cross_entropy, batch_loss, evaluate, sample.
@@ -108,7 +108,7 @@ def shapes():  # every weight matrix by its GPT-2 name: (rows, columns)
     return sizes
 
 def init_weights():  # {name: rows of random floats}
-    std = 0.08 * (16 / n_embd) ** 0.5 if init_std is None else init_std  # README: why
+    std = 0.08 * (16 / n_embd) ** 0.5 if init_std is None else init_std  # logits alike at any width
     return {name: [[random.gauss(0, std) for _ in range(cols)] for _ in range(rows)]
             for name, (rows, cols) in shapes().items()}
 
@@ -242,7 +242,7 @@ def sample(sd=None):  # a new document that starts with prompt: block_size at mo
         if pos_id + 1 < len(tokens):
             continue  # still reading the prompt
         top = max(map(data, logits))
-        probs = softmax([(data(l) - top) / temperature for l in logits])  # see the README
+        probs = softmax([(data(l) - top) / temperature for l in logits])  # top first: no overflow
         token_id = random.choices(range(vocab_size), weights=probs)[0]
         if token_id == BOS:
             break  # the model says the document ends here
@@ -251,7 +251,7 @@ def sample(sd=None):  # a new document that starts with prompt: block_size at mo
     return decode(tokens)
 
 # ================ Part 2: everything else is just efficiency =================
-# Each item computes what Part 1 does, only faster; --name=False turns it off.
+# Each item computes what Part 1 does, only faster; --name=False (--workers=1) turns it off.
 # Each keeps the Part 1 function it replaces as plain_<name>.
 fused = True              # fused graph nodes: a step makes ~2,900 of them, not ~55,000
 no_grad = True            # evaluate and sample on plain floats, with no graph
@@ -264,14 +264,14 @@ workers = os.cpu_count() or 1  # processes that share each batch (batch_size at 
 plain_dot, plain_linear, plain_softmax, plain_cross_entropy = dot, linear, softmax, cross_entropy
 
 def dot(a, b):  # one node: d/da_i = b_i, d/db_i = a_i
-    if not (fused and isinstance(a[0], Value)):
+    if not (fused and a and isinstance(a[0], Value) and isinstance(b[0], Value)):
         return plain_dot(a, b)
     ad = [ai.data for ai in a]
     bd = [bi.data for bi in b]
     return Value(sum(map(mul, ad, bd)), a + b, bd + ad)
 
 def linear(x, w):  # one node per output: d/dw_ij = x_j, d/dx_j = w_ij
-    if not (fused and isinstance(x[0], Value)):
+    if not (fused and isinstance(x[0], Value) and isinstance(w[0][0], Value)):
         return plain_linear(x, w)
     xd = [xi.data for xi in x]  # read x's data once, for every row
     rows = [[wi.data for wi in w_row] for w_row in w]
@@ -353,9 +353,12 @@ def batch_loss(batch):  # this process and each worker take a share: floats trav
     n = len(pool) + 1
     weights = [p.data for p in params]
     batch = sorted(batch, key=len)  # dealt out in turn: shares of about equal work
-    for i, (pipe, _) in enumerate(pool):
-        pipe.send((weights, batch[i + 1::n]))
-    results = [share_grads(weights, batch[::n])] + [pipe.recv() for pipe, _ in pool]
+    try:
+        for i, (pipe, _) in enumerate(pool):
+            pipe.send((weights, batch[i + 1::n]))
+        results = [share_grads(weights, batch[::n])] + [pipe.recv() for pipe, _ in pool]
+    except (EOFError, OSError):  # a worker ended: killed, or out of memory
+        fail('a worker process ended during training; try --workers=1', 1)
     shares = [grads for _, grads in results]
     for p, grads in zip(params, zip(*shares)):  # grads: p's, one from each share
         p.grad = sum(grads) / len(batch)
@@ -370,6 +373,7 @@ def worker_pool(n):  # n - 1 workers forked from this process, killed and joined
             process = multiprocessing.get_context('fork').Process(target=serve, args=(theirs,))
             process.daemon = True
             process.start()
+            theirs.close()  # theirs is the worker's: if it dies, recv() here ends, not waits
             undo.callback(process.join)
             undo.callback(process.kill)
             pool.append((ours, process))
@@ -401,7 +405,7 @@ def main(argv=()):
         if path != input_file:
             print(f'reading {path}: the current folder has no {input_file}')
         text = read_text(path)
-        input_crc = zlib.crc32(text.encode('utf-8'))  # what --resume checks it goes on with
+        input_crc = zlib.crc32(text.replace('\r\n', '\n').encode('utf-8'))  # for --resume
         if state and state['input_crc'] != input_crc:
             fail(f'{path!r} is not the text that {resume_from!r} was trained on: give that '
                  f'--input_file, or --load to start a new schedule on this one')
@@ -494,7 +498,7 @@ def all_or_nothing():  # if the block fails, the settings and the model are as t
     before = {name: globals()[name] for name in names if name in globals()}
     try:
         yield
-    except MicrogptError:
+    except BaseException:  # Ctrl-C too
         for name in names:
             globals().pop(name, None)
         globals().update(before)
@@ -532,6 +536,11 @@ def configure(argv):
     return given
 
 def check_settings(s, where='', shape=True):  # s: {name: value}; stops at the first bad one
+    for name, value in s.items():  # a cell can assign anything: of its kind, or a whole number
+        kind = float if name == 'init_std' else KIND[name]
+        if type(value) is not kind and not (kind is float and type(value) is int) and not (
+                name == 'init_std' and value is None):
+            fail(f'{where}{name} must be {kind.__name__}, not {value!r}')
     if shape and min(s[k] for k in SHAPE) < 1:
         fail(f'{where}n_layer, n_embd, n_head and block_size must be at least 1')
     if shape and s['n_embd'] % s['n_head']:
@@ -615,7 +624,9 @@ def unpack(text, n):  # -> n finite floats, or None
         raw = base64.b64decode(text, validate=True)
     except (TypeError, ValueError):  # not a string, or not base64
         return None
-    floats = list(struct.unpack(f'<{n}d', raw)) if len(raw) == 8 * n else [math.nan]
+    if len(raw) != 8 * n:
+        return None
+    floats = list(struct.unpack(f'<{n}d', raw))
     return floats if all(map(math.isfinite, floats)) else None
 
 def save_model(path, m, v, step, input_crc):  # via a temp file, flushed, then renamed
@@ -740,7 +751,7 @@ def chart(curves, height=8, width=60):
     columns = {}
     for mark, points in curves.items():
         for step, loss in points:
-            column = (step - first) * width // (last - first + 1)
+            column = (step - first) * (width - 1) // max(1, last - first)
             columns.setdefault((mark, column), []).append(loss)
     means = {key: sum(losses) / len(losses) for key, losses in columns.items()}
     lo = min(means.values())
@@ -774,6 +785,8 @@ def run_training(train_docs, val_docs, m, v, start=0):
 
     with contextlib.ExitStack() as undo:  # all set up here is undone, however it ends
         for signum in (signal.SIGINT, signal.SIGTERM):
+            if threading.current_thread() is not threading.main_thread():
+                break  # only the main thread can take signals
             previous = signal.signal(signum, ask)
             undo.callback(signal.signal, signum, previous)
         undo.enter_context(resting_collector())

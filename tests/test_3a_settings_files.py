@@ -336,6 +336,28 @@ class SettingsInAProcess(CommandLineCase):
         out = self.main(*self.quick('--n_embd=8'))  # unless a flag changes it
         self.assertIn(self.params_line(8, 1, 16), out)
 
+    def test_a_setting_assigned_the_wrong_kind_is_refused(self):
+        """A cell can assign anything: 2.0 for a whole number, 3.5 for the seed."""
+        for name, value in (('n_layer', 2.0), ('seed', 3.5), ('fused', 1), ('prompt', None)):
+            reset()
+            setattr(m, name, value)
+            with self.assertRaises(m.MicrogptError) as cm:
+                m.main(self.quick())
+            self.assertIn(f'{name} must be', str(cm.exception))
+        reset()
+        m.learning_rate = 1  # a whole number where a number is wanted is a number
+        self.assertIn('train docs', self.main(*self.quick()))
+
+    def test_a_setup_stopped_by_ctrl_c_changes_nothing(self):
+        self.main(*self.quick(f'--save={self.model}', *TINY))
+        reset()
+        m.main(self.quick())
+        before, chars, weights = m.settings(), list(m.chars), m.float_weights()
+        with mock.patch.object(m, 'use_weights', side_effect=KeyboardInterrupt):
+            with self.assertRaises(KeyboardInterrupt):
+                m.main(self.quick(f'--load={self.model}'))
+        self.assertEqual((m.settings(), m.chars, m.float_weights()), (before, chars, weights))
+
     def test_the_file_flags_are_for_one_run_only(self):
         """--save, --load and --resume name files for that run: a later call neither saves over
         the file again nor loads it, unless the cell assigned the setting itself."""
@@ -630,6 +652,15 @@ class Resume(CommandLineCase):
 
         with mock.patch.object(m, 'adam_step', adam_step):
             return self.main(*argv)
+
+    def test_resume_takes_the_same_text_with_other_line_ends(self):
+        self.main(f'--input_file={self.file}', '--num_steps=6', '--eval_docs=0', '--num_samples=0',
+                  f'--save={self.model}', *TINY)
+        crlf = self.write('crlf.txt', slurp(self.file).replace(b'\n', b'\r\n'))
+        reset()
+        out = self.main(f'--input_file={crlf}', f'--resume={self.model}', '--eval_docs=0',
+                        '--num_samples=0')
+        self.assertIn('resuming', out)
 
     def check_resume_is_exact(self, steps, run_flags, workers):
         text = self.long_docs()

@@ -449,7 +449,8 @@ class Chart(Case):
         self.assertEqual((labels[0], labels[-1]), ('40.0000', '1.0000'))
 
     def test_a_column_shows_the_mean_of_its_steps(self):
-        series = [1.0, 3.0] * 60  # 120 steps in 60 columns: each column's mean is 2
+        series = [1.0, 3.0] * 59 + [2.0]  # 119 steps in 60 columns: two a column, the last one
+        # alone; each column's mean is 2
         _, rows = self.grid(m.chart({'·': list(enumerate(series, 1))}))
         self.assertEqual(len({r for _, r in self.marks(rows)}), 1)
 
@@ -768,6 +769,35 @@ class Pipe(InTempDir):
 
 class CtrlCAndSigterm(InTempDir):
     """Ctrl-C or SIGTERM during training stops it after the step; the run goes on."""
+
+    def test_a_worker_that_dies_is_an_error_not_a_hang(self):
+        tiny_model('--num_steps=50', '--batch_size=4', '--workers=2', '--eval_interval=0')
+        real = m.adam_step
+
+        def adam_step(step, mm, vv, lr):
+            if step == 2:
+                m.pool[0][1].kill()  # as the out-of-memory killer would
+                m.pool[0][1].join()
+            real(step, mm, vv, lr)
+        with mock.patch.object(m, 'adam_step', adam_step):
+            with self.assertRaises(m.MicrogptError) as cm:
+                quiet(m.run_training, WORDS, WORDS[:2], [0.0] * len(m.params),
+                      [0.0] * len(m.params))
+        self.assertEqual(cm.exception.code, 1)
+        self.assertIn('worker', str(cm.exception))
+        self.assertEqual(m.pool, [])
+
+    def test_training_in_another_thread(self):
+        """A GUI or a web app may call main() from a thread: no signals there, but it trains."""
+        import threading
+        done = []
+        thread = threading.Thread(target=lambda: done.append(quiet(
+            m.main, [f'--input_file={self.file}', '--num_steps=3', '--eval_docs=2',
+                     '--num_samples=1', *TINY])))
+        thread.start()
+        thread.join(60)
+        self.assertEqual(len(done), 1)
+        self.assertIn('step     3 / 3', done[0][1])
 
     def interrupt(self, send, *flags):
         p = start(self, [f'--input_file={self.file}', '--num_steps=10000000', '--num_samples=2',
