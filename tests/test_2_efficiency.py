@@ -11,8 +11,8 @@ the resting collector, data parallelism.
 import gc, itertools, math, os, random, unittest
 from unittest import mock
 
-from helpers import (EXACT_TOL, FD_STEP, FD_TOL, ROOT, SAME_TOL, WORDS, Case, adam_spy, doc_loss,
-                     grads, m, quiet, reference_losses, report, tiny_model)
+from tests.helpers import (EXACT_TOL, FD_STEP, FD_TOL, ROOT, SAME_TOL, WORDS, Case, adam_spy,
+                           doc_loss, grads, m, quiet, reference_losses, report, tiny_model)
 
 # held out in the runs below: they share their starts with WORDS and with each other, as names do
 VAL = ['emmaline', 'olive', 'ava', 'isabel', 'sophie', 'mila', 'ameliana', 'harp', 'evelyn']
@@ -32,6 +32,15 @@ def open_files():
         if os.path.isdir(folder):
             return len(os.listdir(folder))
     return None
+
+
+def reaped(pid):
+    """Whether this process has already waited for its child pid, which then no longer exists."""
+    try:
+        os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        return True
+    return False
 
 
 def train_spy(losses):
@@ -365,9 +374,9 @@ class DataParallelism(Case):
         """Every worker of the last run has ended and been joined; once they are let go, as many
         files are open as fds (None: this system cannot tell)."""
         self.assertEqual(m.pool, [])
-        ended = [(p.is_alive(), p.exitcode is None) for p in self.workers]
-        self.assertEqual(ended, [(False, False)] * len(ended))  # not alive, and joined
-        self.workers = set()
+        # each reaped already (joined), not left running or as a zombie for the system to reap
+        self.assertTrue(all([reaped(process.pid) for process in self.workers]))
+        self.workers = set()  # let the Process objects go: each holds a file
         if fds is not None:
             self.assertEqual(open_files(), fds)
 
