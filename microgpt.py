@@ -671,6 +671,7 @@ def load_model(path, given, resuming):
     if type(vocab) is not list or len(set(vocab)) != len(vocab) or any(
             type(c) is not str or len(c) != 1 for c in vocab):
         fail(f'{bad} its chars must be distinct single characters')
+
     training = blob.get('training') if resuming else {}
     if type(training) is not dict:
         fail(f'{path!r} holds no training state (saved before --resume existed); '
@@ -681,6 +682,7 @@ def load_model(path, given, resuming):
                 type(run[k]) is not KIND[k] for k in RUN):
             fail(f'{bad} its training settings need {RUN}')
         config = {**config, **run}
+
     for name in [name for name in config if name in given]:
         if given[name] != config[name]:
             fail(f'--{name}={given[name]} contradicts {path!r}, with {name}={config[name]}')
@@ -820,6 +822,7 @@ def run_training(train_docs, val_docs, m, v, start=0):
             if asks:
                 print(f'stopped by {asks[0]} at step {step + 1}')
                 break
+
     if not all(math.isfinite(p.data) for p in params):
         fail(f'the weights became nan or inf at step {step + 1}: lower --learning_rate', 1)
     if len(means) > 1:
