@@ -520,6 +520,27 @@ class EvaluationProgress(Case):
 
 # ===================================== samples =====================================
 
+class FinalEvaluation(InTempDir):
+    """After training, `val loss` scores the held-out documents and `train loss` as many
+    training documents."""
+
+    def test_val_loss_scores_the_held_out_documents(self):
+        calls = []
+        real = m.evaluate
+
+        def evaluate(docs, progress=None):
+            calls.append((list(docs), real(docs)))
+            return calls[-1][1]
+        with mock.patch.object(m, 'evaluate', evaluate):
+            _, out = quiet(m.main, [f'--input_file={self.file}', '--num_steps=3', '--eval_docs=4',
+                                    '--eval_interval=0', '--num_samples=0', *TINY])
+        random.seed(m.seed)
+        train, val = m.split_docs(slurp(self.file, 'r'))
+        self.assertTrue(set(val).isdisjoint(train))
+        self.assertEqual([docs for docs, _ in calls], [val[:4], train[:4]])
+        self.assertIn(f'val loss {calls[0][1]:.4f} | train loss {calls[1][1]:.4f}', out)
+
+
 class Samples(InTempDir):
     """How main() prints the samples, and how many copy a training document."""
 
