@@ -70,6 +70,28 @@ class Part1Case(Case):
     def tearDown(self):
         m.tape.clear()
 
+    def check_caller_graph_survives(self, name, call):
+        """A forward pass, then call(), then the pass's backward(): the same gradients as with
+        nothing in between, with no_grad off and on."""
+        tiny_model(vocab=''.join(WORDS))
+        m.fused = False
+        tokens = m.encode('sophia')
+        doc_loss(tokens).backward()
+        expected = [p.grad for p in m.params]
+        for no_grad in (False, True):
+            with self.subTest(no_grad=no_grad):
+                m.no_grad = no_grad
+                m.tape.clear()
+                for p in m.params:
+                    p.grad = 0.0
+                loss = doc_loss(tokens)
+                call()
+                loss.backward()
+                diff = max(abs(p.grad - g) for p, g in zip(m.params, expected))
+                report(f'gradients with {name} between forward and backward, '
+                       f'no_grad={no_grad}', diff, SAME)
+                self.assertEqual(diff, SAME)
+
 
 # --- data and tokenizer ------------------------------------------------------------------------
 
@@ -779,24 +801,7 @@ class Evaluation(Part1Case):
     def test_a_graph_built_before_survives(self):
         """evaluate() drops the graph it builds, not one the caller built before and has not yet
         used: the caller's backward() after it gives the gradients it gives without it."""
-        tiny_model(vocab=''.join(WORDS))
-        m.fused = False
-        tokens = m.encode('sophia')
-        doc_loss(tokens).backward()
-        expected = [p.grad for p in m.params]
-        for no_grad in (False, True):
-            with self.subTest(no_grad=no_grad):
-                m.no_grad = no_grad
-                m.tape.clear()
-                for p in m.params:
-                    p.grad = 0.0
-                loss = doc_loss(tokens)
-                m.evaluate(WORDS[:3])
-                loss.backward()
-                diff = max(abs(p.grad - g) for p, g in zip(m.params, expected))
-                report(f'gradients with evaluate() between forward and backward, '
-                       f'no_grad={no_grad}', diff, SAME)
-                self.assertEqual(diff, SAME)
+        self.check_caller_graph_survives('evaluate()', lambda: m.evaluate(WORDS[:3]))
 
 
 # --- sampling ----------------------------------------------------------------------------------
@@ -961,24 +966,7 @@ class SamplingMatchesReference(Part1Case):
     def test_a_graph_built_before_survives(self):
         """sample() drops the graph it builds, not one the caller built before and has not yet
         used: the caller's backward() after it gives the gradients it gives without it."""
-        tiny_model(vocab=''.join(WORDS))
-        m.fused = False
-        tokens = m.encode('sophia')
-        doc_loss(tokens).backward()
-        expected = [p.grad for p in m.params]
-        for no_grad in (False, True):
-            with self.subTest(no_grad=no_grad):
-                m.no_grad = no_grad
-                m.tape.clear()
-                for p in m.params:
-                    p.grad = 0.0
-                loss = doc_loss(tokens)
-                m.sample()
-                loss.backward()
-                diff = max(abs(p.grad - g) for p, g in zip(m.params, expected))
-                report(f'gradients with sample() between forward and backward, '
-                       f'no_grad={no_grad}', diff, SAME)
-                self.assertEqual(diff, SAME)
+        self.check_caller_graph_survives('sample()', m.sample)
 
 
 # --- Part 1 on its own -------------------------------------------------------------------------
