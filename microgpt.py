@@ -783,6 +783,7 @@ def run_training(train_docs, val_docs, m, v, start=0):
         print('training in one process: this platform cannot fork worker processes')
         n = 1
     started = time.time()
+    live = in_terminal()  # asked once: stdout does not change during a run
     step = start - 1
 
     with contextlib.ExitStack() as undo:  # all set up here is undone, however it ends
@@ -808,15 +809,15 @@ def run_training(train_docs, val_docs, m, v, start=0):
                                                               or last):
                 vals.append((step + 1, evaluate(val_docs[:eval_iters])))
             last = last or bool(asks)  # a stop asked for in the evaluation
-            if in_terminal() or last or (step + 1) % max(1, num_steps // 10) == 0:
+            if live or last or (step + 1) % max(1, num_steps // 10) == 0:
                 ms = (time.time() - started) * 1000 / (step + 1 - start)
                 held = f'val {fmt(vals[-1][1])} | ' if vals else ''
                 line = (f'step {step + 1:5d} / {num_steps} | loss {fmt(loss)} | mean '
                         f'{fmt(means[-1])} | {held}{ms:.1f} ms/step | '
                         f'eta {ms * (num_steps - step - 1) / 1000:.0f}s ')
-                if in_terminal():  # clipped: a line that wraps cannot be drawn over
+                if live:  # clipped: a line that wraps cannot be drawn over
                     line = line[:shutil.get_terminal_size().columns - 1]
-                print(line.ljust(width), end='\r' if in_terminal() and not last else '\n',
+                print(line.ljust(width), end='\r' if live and not last else '\n',
                       flush=True)
                 width = len(line)  # a shorter line next covers all of this one
             if asks:
