@@ -1,17 +1,19 @@
 """microgpt: a whole GPT in plain Python, standard library only: data, tokenizer, autograd,
 model, Adam, training, evaluation and sampling. `python microgpt.py` runs it; --help lists
-its settings.
+its settings. Read it from the top:
 
 Part 1 is the GPT, whole on its own: cut the file at Part 2 and it still trains and samples.
-Part 2 makes it fast without changing what it computes. Part 3 runs it.
+Part 2 makes it fast without changing what it computes, and every run proves that it does.
+Part 3 is what production changes in the model: subword tokens and 8-bit weights, measured.
+Part 4 runs it. After Part 4's ruler come only guard rails: a learner may stop there.
 """
-import math, random, zlib
+import math, random, zlib  # Part 1
 from operator import mul
-import base64, contextlib, difflib, gc, itertools, json, multiprocessing, os, re, shutil, signal
-import struct, sys, threading, time
+import contextlib, gc, multiprocessing, os  # Part 2
+import array, base64, collections, itertools  # Part 3
+import difflib, functools, json, linecache, re, shlex, signal, sys, threading, time  # 4
 
 # ============================= Part 1: the GPT ===============================
-# Part 2 swaps in faster dot, linear, softmax, cross_entropy, batch_loss, evaluate, sample.
 # --- settings: the reference run ---------------------------------------------
 n_layer = 1               # transformer blocks
 n_embd = 16               # width of the vector that represents each token
@@ -42,7 +44,7 @@ def split_docs(text):
     return train_docs, [doc for doc in docs if doc in val_texts]
 
 # --- tokenizer: a token per character, plus BOS, which starts and ends a doc --
-def use_vocab(vocab):  # vocab: the characters, in token-id order
+def use_vocab(vocab):  # vocab: each token's text, in token-id order
     global chars, stoi, BOS, vocab_size
     chars = list(vocab)
     stoi = {c: i for i, c in enumerate(chars)}  # character -> token id
@@ -86,6 +88,8 @@ class Value:
     def backward(self):
         """The chain rule: each node passes local_grad * its grad on to each child. Read from
         its newest end, the tape reaches a node after all that use it: when its grad is whole."""
+        if self._children and self not in reversed(tape):  # as in PyTorch: an error, not 0
+            raise RuntimeError('backward() used this graph up already: compute the loss again')
         self.grad = 1.0
         for v in reversed(tape):
             for child, local_grad in zip(v._children, v._local_grads):
@@ -125,9 +129,9 @@ def linear(x, w):  # (nout, nin) @ (nin,) -> (nout,): a dot product per row of w
     return [dot(w_row, x) for w_row in w]
 
 def softmax(logits):  # -> probabilities that sum to 1
-    top = max(data(l) for l in logits)  # changes nothing, but keeps exp() finite
-    exps = [exp(l - top) for l in logits]
-    inv_total = sum(exps) ** -1
+    top = max(data(logit) for logit in logits)  # changes nothing, but keeps exp() finite
+    exps = [exp(logit - top) for logit in logits]
+    inv_total = sum(exps) ** -1  # one node for 1 / total, not a division per output
     return [e * inv_total for e in exps]
 
 def rmsnorm(x):  # rescale x to a mean square of 1
@@ -138,12 +142,12 @@ def empty_cache():  # keys and values: per layer, a vector per position read
     return [[] for _ in range(n_layer)], [[] for _ in range(n_layer)]
 
 def gpt(token_id, pos_id, keys, values, sd=None, attention=None):
-    """The logits (vocab_size,) of the next token. keys, values: per layer, the vectors of the
-    positions read so far; this call adds its own, so attention only looks back. sd: the
-    weights, state_dict by default. attention: a list to append each head's weights to."""
+    """The logits (vocab_size,) of the next token. keys, values: per layer, the positions read
+    so far; this one's are added. sd: the weights; attention: gets each head's weights."""
     sd = sd or state_dict
     head_dim = n_embd // n_head
-    x = rmsnorm([t + p for t, p in zip(sd['wte'][token_id], sd['wpe'][pos_id])])  # (n_embd,)
+    x = [t + p for t, p in zip(sd['wte'][token_id], sd['wpe'][pos_id])]  # token + position
+    x = rmsnorm(x)  # not redundant: the residual stream below starts from this x
     for li in range(n_layer):
         # 1) attention: each head averages the values so far, weighted by how their keys fit q
         x_residual = x
@@ -159,6 +163,7 @@ def gpt(token_id, pos_id, keys, values, sd=None, attention=None):
             q_h = q[hs:hs + head_dim]
             k_h = [k_t[hs:hs + head_dim] for k_t in keys[li]]  # (T, head_dim)
             v_h = [v_t[hs:hs + head_dim] for v_t in values[li]]
+            # q_h . k_t sums head_dim products: variance head_dim; / sqrt keeps softmax unsaturated
             attn_logits = [dot(q_h, k_t) * head_dim ** -0.5 for k_t in k_h]  # (T,)
             attn_weights = softmax(attn_logits)  # (T,)
             if attention is not None:
@@ -178,8 +183,8 @@ def gpt(token_id, pos_id, keys, values, sd=None, attention=None):
 
 # --- loss: how surprised the model is by each real next token ----------------
 def cross_entropy(logits, target):  # -log softmax(logits)[target], never log(0)
-    top = max(data(l) for l in logits)
-    return log(sum(exp(l - top) for l in logits)) + top - logits[target]
+    top = max(data(logit) for logit in logits)
+    return log(sum(exp(logit - top) for logit in logits)) + top - logits[target]
 
 def doc_losses(tokens, sd=None):  # a loss per position: token t+1 given 0..t
     keys, values = empty_cache()
@@ -213,36 +218,34 @@ def batch_loss(batch):  # mean loss of some token lists; backward() fills p.grad
     loss.backward()
     return loss.data
 
-def train(train_docs, m, v, start=0):  # yields (step, loss); m, v: Adam's, to go on later
+def train(train_docs, m, v, start=0):  # yields (step, loss, batch); m, v: Adam's
     for step in range(start, num_steps):
         docs = [train_docs[(step * batch_size + j) % len(train_docs)] for j in range(batch_size)]
         batch = [window(encode(doc)) for doc in docs]
         loss = batch_loss(batch)
         adam_step(step, m, v, learning_rate * (1 - step / num_steps))  # decays to 0
-        yield step, loss
+        yield step, loss, batch
 
 # --- evaluation: the mean loss per predicted token, on documents not trained on
-def evaluate(docs, progress=None):  # progress(done, total): called after each doc
+def evaluate(docs):
     start = len(tape)
     losses = []
-    for done, doc in enumerate(docs, 1):
+    for doc in docs:
         losses += [data(loss) for loss in doc_losses(encode(doc))]
         del tape[start:]  # no backward() follows: drop the graph made here
-        if progress:
-            progress(done, len(docs))
     return math.fsum(losses) / len(losses)  # fsum: exact, in any order
 
-# --- sampling: feed the model its own choices, one character at a time -------
+# --- sampling: feed the model its own choices, one token at a time -----------
 def sample(sd=None):  # a new document that starts with prompt: block_size at most
     start = len(tape)
     keys, values = empty_cache()
-    tokens = [BOS] + [stoi[c] for c in prompt]
+    tokens = encode(prompt)[:-1]  # BOS, then the prompt's tokens
     for pos_id in range(block_size):
         logits = gpt(tokens[pos_id], pos_id, keys, values, sd)
         if pos_id + 1 < len(tokens):
             continue  # still reading the prompt
         top = max(map(data, logits))
-        probs = softmax([(data(l) - top) / temperature for l in logits])  # top first: no overflow
+        probs = softmax([(data(logit) - top) / temperature for logit in logits])  # no overflow
         token_id = random.choices(range(vocab_size), weights=probs)[0]
         if token_id == BOS:
             break  # the model says the document ends here
@@ -251,43 +254,45 @@ def sample(sd=None):  # a new document that starts with prompt: block_size at mo
     return decode(tokens)
 
 # ================ Part 2: everything else is just efficiency =================
-# Each item computes what Part 1 does, only faster; --name=False (--workers=1) turns it off.
-# Each keeps the Part 1 function it replaces as plain_<name>.
-fused = True              # fused graph nodes: a step makes ~2,900 of them, not ~55,000
+# Each item computes exactly what Part 1 does, only faster, and self_check() proves it
+# before every run. Each replaces a Part 1 function by one of the same name and keeps the
+# one it replaces as plain_<name>; --part2=False runs Part 1 exactly as written.
+part2 = True              # False: every item of Part 2 off, Part 1 exactly as written
+fused = True              # fused graph nodes for dot, linear, softmax and the loss
 no_grad = True            # evaluate and sample on plain floats, with no graph
 prefix_cache = True       # evaluation reuses the work of a shared prefix
 pause_gc = True           # the garbage collector rests in training: no cycles to free
 workers = os.cpu_count() or 1  # processes that share each batch (batch_size at most)
 
 # --- fused nodes (~ tensor kernels): one node for a dot product, softmax output, loss
-# Candidly: they trade clarity for speed (4.9x in training); Part 1 has none.
+# Candidly: they trade clarity for speed. Each writes its local gradients by hand.
 plain_dot, plain_linear, plain_softmax, plain_cross_entropy = dot, linear, softmax, cross_entropy
 
 def dot(a, b):  # one node: d/da_i = b_i, d/db_i = a_i
-    if not (fused and a and isinstance(a[0], Value) and isinstance(b[0], Value)):
+    if not (part2 and fused and a and isinstance(a[0], Value) and isinstance(b[0], Value)):
         return plain_dot(a, b)
     ad = [ai.data for ai in a]
     bd = [bi.data for bi in b]
     return Value(sum(map(mul, ad, bd)), a + b, bd + ad)
 
 def linear(x, w):  # one node per output: d/dw_ij = x_j, d/dx_j = w_ij
-    if not (fused and isinstance(x[0], Value) and isinstance(w[0][0], Value)):
+    if not (part2 and fused and isinstance(x[0], Value) and isinstance(w[0][0], Value)):
         return plain_linear(x, w)
     xd = [xi.data for xi in x]  # read x's data once, for every row
     rows = [[wi.data for wi in w_row] for w_row in w]
     return [Value(sum(map(mul, wd, xd)), w_row + x, xd + wd) for w_row, wd in zip(w, rows)]
 
 def softmax(logits):  # one node per output: d p_i / d logit_j = p_i * (1[i = j] - p_j)
-    if not (fused and isinstance(logits[0], Value)):
+    if not (part2 and fused and isinstance(logits[0], Value)):
         return plain_softmax(logits)
-    probs = plain_softmax([l.data for l in logits])
+    probs = plain_softmax([logit.data for logit in logits])
     return [Value(p, logits, [p * ((i == j) - q) for j, q in enumerate(probs)])
             for i, p in enumerate(probs)]
 
 def cross_entropy(logits, target):  # one node: d loss / d logit_j = p_j - 1[j = target]
-    if not (fused and isinstance(logits[0], Value)):
+    if not (part2 and fused and isinstance(logits[0], Value)):
         return plain_cross_entropy(logits, target)
-    floats = [l.data for l in logits]
+    floats = [logit.data for logit in logits]
     grads = [p - (j == target) for j, p in enumerate(plain_softmax(floats))]
     return Value(plain_cross_entropy(floats, target), logits, grads)
 
@@ -298,17 +303,17 @@ def float_weights():  # state_dict as plain floats: gpt() on these builds no gra
     return {name: [[p.data for p in row] for row in mat] for name, mat in state_dict.items()}
 
 def sample(sd=None):
-    return plain_sample(float_weights() if no_grad and sd is None else sd)
+    return plain_sample(float_weights() if part2 and no_grad and sd is None else sd)
 
-def evaluate(docs, progress=None):  # sorted, a doc often starts as the one before
-    if not no_grad:
-        return plain_evaluate(docs, progress)
+def evaluate(docs):  # sorted, a doc often starts as the one before
+    if not (part2 and no_grad):
+        return plain_evaluate(docs)
     sd = float_weights()
     keys, values = empty_cache()
     logits = []  # per position fed so far: what a shared start computed, with keys, values
     fed = []
     losses = []
-    for done, doc in enumerate(sorted(docs) if prefix_cache else docs, 1):
+    for doc in sorted(docs) if prefix_cache else docs:
         tokens = encode(doc)[:block_size + 1]  # its first block_size predictions
         shared = len(os.path.commonprefix([tokens[:-1], fed])) if prefix_cache else 0
         for cache in keys + values + [logits]:  # keep what the shared start computed
@@ -317,14 +322,12 @@ def evaluate(docs, progress=None):  # sorted, a doc often starts as the one befo
             logits.append(gpt(tokens[pos_id], pos_id, keys, values, sd))
         losses += [cross_entropy(logits[t], tokens[t + 1]) for t in range(len(tokens) - 1)]
         fed = tokens[:-1]
-        if progress:
-            progress(done, len(docs))
     return math.fsum(losses) / len(losses)
 
 # --- a resting collector (~ memory management): the graph has no cycles to free
 @contextlib.contextmanager
 def resting_collector():  # in training: it would scan the graph again and again
-    paused = pause_gc and gc.isenabled()
+    paused = part2 and pause_gc and gc.isenabled()
     if paused:
         gc.disable()
     try:
@@ -358,7 +361,7 @@ def batch_loss(batch):  # this process and each worker take a share: floats trav
             pipe.send((weights, batch[i + 1::n]))
         results = [share_grads(weights, batch[::n])] + [pipe.recv() for pipe, _ in pool]
     except (EOFError, OSError):  # a worker ended: killed, or out of memory
-        fail('a worker process ended during training; try --workers=1', 1)
+        raise ChildProcessError('a worker process ended during training; try --workers=1')
     shares = [grads for _, grads in results]
     for p, grads in zip(params, zip(*shares)):  # grads: p's, one from each share
         p.grad = sum(grads) / len(batch)
@@ -368,7 +371,7 @@ def batch_loss(batch):  # this process and each worker take a share: floats trav
 def worker_pool(n):  # n - 1 workers forked from this process, killed and joined at exit
     with contextlib.ExitStack() as undo:
         undo.callback(pool.clear)
-        for _ in range(n - 1):
+        for _ in range(n - 1 if part2 else 0):
             ours, theirs = multiprocessing.Pipe()
             process = multiprocessing.get_context('fork').Process(target=serve, args=(theirs,))
             process.daemon = True
@@ -379,369 +382,216 @@ def worker_pool(n):  # n - 1 workers forked from this process, killed and joined
             pool.append((ours, process))
         yield
 
-# =========================== Part 3: running it ==============================
-# main() first: the run in order. Then what it uses: flags, files, the training
-# window, explain(), and the command line.
+# --- the proof: Part 2 computes what Part 1 does, and backprop is the chain rule
+def loss_and_grads(tokens):  # one document's loss, and every gradient (then back to 0)
+    loss = batch_loss([tokens])
+    grads = [p.grad for p in params]
+    for p in params:
+        p.grad = 0.0
+    return [loss], grads
+
+def rel_diff(a, b):  # the largest |a_i - b_i|, relative to the largest |b_i|
+    return max(abs(x - y) for x, y in zip(a, b)) / (max(map(abs, b)) or 1.0)
+
+def self_check(doc, val_docs, n_fd=20, h=1e-6):
+    """-> ({what: relative difference} of Part 2's loss, gradients and held-out loss from
+    Part 1's as written; that of backprop's gradients from central finite differences;
+    on how many weights). Changes no weight and draws no random number."""
+    tokens = encode(doc)[:block_size + 1]
+    fast = (*loss_and_grads(tokens), [evaluate(val_docs)])
+    on = part2
+    globals()['part2'] = False  # Part 1 exactly as written
+    try:
+        slow = (*loss_and_grads(tokens), [evaluate(val_docs)])
+    finally:
+        globals()['part2'] = on
+    diffs = dict(zip(('loss', 'gradients', 'held-out loss'), map(rel_diff, fast, slow)))
+    grads = slow[1]
+    moved = [i for i, g in enumerate(grads) if g]  # the weights that this document reaches
+    moved = moved[::max(1, len(moved) // n_fd)][:n_fd]
+    fd = []
+    for i in moved:  # d loss / d w ~ (loss(w + h) - loss(w - h)) / 2h
+        w = params[i].data
+        params[i].data = w + h
+        up = evaluate([doc])  # in plain floats: a document's mean loss
+        params[i].data = w - h
+        fd.append((up - evaluate([doc])) / (2 * h))
+        params[i].data = w
+    return diffs, rel_diff(fd, [grads[i] for i in moved]), len(moved)
 
 
-# --- run: every step of `python microgpt.py`, in order -----------------------
-def main(argv=()):
-    """Settings, data, model, training, saving, evaluation and samples, as
-    `python microgpt.py` does them. argv: --name=value flags. Raises MicrogptError."""
-    if isinstance(argv, str):
-        fail(f'main() takes a list of flags: main({argv.split()!r})')
-    if '-h' in argv or '--help' in argv:
-        print(help_text())
-        return
-    with all_or_nothing():  # every check before any work; a failed one changes nothing
-        given = configure(argv)
-        load_from = given.get('load', load)  # the file flags are for this run only
-        resume_from = given.get('resume', resume)
-        save_to = given.get('save', save) or resume_from  # a resumed run saves back to its file
-        state = None
-        if load_from or resume_from:
-            state = load_model(load_from or resume_from, given, bool(resume_from))
-        path = input_path()
-        if path != input_file:
-            print(f'reading {path}: the current folder has no {input_file}')
-        text = read_text(path)
-        input_crc = zlib.crc32(text.replace('\r\n', '\n').encode('utf-8'))  # for --resume
-        if state and state['input_crc'] != input_crc:
-            fail(f'{path!r} is not the text that {resume_from!r} was trained on: give that '
-                 f'--input_file, or --load to start a new schedule on this one')
-        random.seed(seed)
-        train_docs, val_docs = split_docs(text)
-        if not train_docs:
-            fail(f'input file {path!r} needs 2 different non-empty lines: to train on, to hold out')
-        if not (load_from or resume_from):
-            use_vocab(sorted(set(''.join(train_docs + val_docs))))
-            use_weights()
-        check_known(prompt, '--prompt')
-        check_known(given.get('explain', ''), '--explain')
-        check_known(''.join(train_docs + val_docs), 'the input file')
-        if save_to:
-            check_save_path(save_to)
+# ============= Part 3: what production changes in the model ==================
+# Not exact: each item changes the model, so each is measured (see tests/README.md).
+bpe_merges = 0            # subword tokens: this many merges of frequent pairs; 0: characters
+int8 = False              # --save writes 8-bit weights, one scale per row; no resume from them
 
-    print(f'{len(train_docs)} train docs, {len(val_docs)} held out | vocab {vocab_size} '
-          f'| {len(params)} params | fused={fused}')
-    too_long = sum(len(doc) >= block_size for doc in train_docs)
-    if too_long:
-        print(f'{too_long} train docs are longer than the context: training reads a window of each')
-    if state:
-        random.setstate(state['random_state'])
-        done = ': it is finished; --load it to train more' if state['step'] == num_steps else ''
-        print(f'resuming {resume_from} at step {state["step"]} of {num_steps}{done}')
-    adam = state or {'step': 0, 'm': [0.0] * len(params), 'v': [0.0] * len(params)}
-    step = run_training(train_docs, val_docs, adam['m'], adam['v'], adam['step'])
+# --- subword tokens (~ GPT-2's byte-pair encoding): a frequent pair becomes a token
+merges = {}  # (left id, right id) -> the id of the token they merge into, in the order learned
+plain_encode = encode
 
-    if save_to:
-        save_model(save_to, adam['m'], adam['v'], step, input_crc)
-        more = f'; go on with --resume={save_to}' if step < num_steps else ''
-        more += f' --input_file={input_file}' if more and input_file != 'input.txt' else ''
-        print(f'saved the model to {save_to} at step {step} of {num_steps}{more}')
+def merge(ids, pair, new_id):  # ids with each pair, left to right, replaced by new_id
+    out = []
+    for t in ids:
+        if out and (out[-1], t) == pair:
+            out[-1] = new_id
+        else:
+            out.append(t)
+    return out
 
-    n = min(eval_docs, len(val_docs))
-    if n:
-        val_loss = evaluate(val_docs[:n], progress_of('held-out docs'))
-        train_loss = evaluate(train_docs[:n], progress_of('train docs'))
-        print(f'val loss {fmt(val_loss)} | train loss {fmt(train_loss)}')
+def learn_merges(docs, n):  # -> up to n pairs, each the most frequent one once the last merged
+    seqs = [plain_encode(doc)[1:-1] for doc in docs]  # token ids of the characters
+    pairs = []
+    for new_id in range(len(chars), len(chars) + n):
+        counts = collections.Counter(itertools.chain.from_iterable(zip(s, s[1:]) for s in seqs))
+        if not counts:
+            break  # every document is one token
+        pair = max(counts, key=counts.get)  # a tie: the pair counted first
+        seqs = [merge(s, pair, new_id) for s in seqs]
+        pairs.append(pair)
+    return pairs
 
-    random.seed(seed)  # so the samples depend only on the weights and the seed
-    samples = [sample() for _ in range(num_samples)]
-    for i, doc in enumerate(samples, 1):
-        cut = '…' if len(doc) == block_size else ''  # no end drawn: cut at the context
-        print(f'sample {i:2d}: {doc + cut if doc else "(empty)"}')
-    train_set = set(train_docs)
-    copies = sum(doc in train_set for doc in samples)  # equal to a training document
-    if samples:
-        print(f'{len(samples) - copies} of {len(samples)} samples are new, '
-              f'{copies} copy a train doc')
-    if given.get('explain'):
-        explain(given['explain'])
+def use_merges(pairs):  # after use_vocab(characters): a new token per pair, its halves' text
+    global merges
+    texts = [c for c in chars if len(c) == 1]  # the characters: a merged token has 2 or more
+    merges = {}
+    for a, b in pairs:
+        merges[a, b] = len(texts)
+        texts.append(texts[a] + texts[b])
+    use_vocab(texts)
 
+def encode(doc):  # characters, then merged: always the pair learned first
+    ids = plain_encode(doc)
+    while True:
+        pair = min(zip(ids, ids[1:]), key=lambda p: merges.get(p, math.inf), default=None)
+        if pair not in merges:
+            return ids
+        ids = merge(ids, pair, merges[pair])
 
-# --- settings of the run, and the flags that change any setting --------------
+def bits_per_char(loss, docs):  # a loss per token -> bits per character: any tokenizer's
+    predicted = [t for doc in docs for t in encode(doc)[1:block_size + 1]]
+    n_chars = sum(len(chars[t]) if t != BOS else 1 for t in predicted)  # the end counts 1
+    return loss * len(predicted) / n_chars / math.log(2)
+
+# --- 8-bit weights (~ quantized inference): a byte per weight, a scale per row
+def quantize(mat):  # rows of floats -> rows of [scale, base64 of signed bytes]
+    rows = []
+    for row in mat:
+        scale = max(map(abs, row)) / 127 or 1.0  # the largest weight becomes +-127
+        q = array.array('b', [round(x / scale) for x in row])
+        rows.append([scale, base64.b64encode(q.tobytes()).decode('ascii')])
+    return rows
+
+def dequantize(rows):  # -> rows of floats, each within scale / 2 of the weight it stands for
+    return [[float(scale) * q for q in array.array('b', base64.b64decode(text, validate=True))]
+            for scale, text in rows]
+# ============================ Part 4: running it =============================
+# main() first: the run in order, then what it shows. Past the next ruler come only the
+# guard rails: flags, files, signals and the command line.
 input_file = 'input.txt'  # the training text: one document per line
 eval_interval = 100       # score eval_iters held-out docs every this many steps; 0: never
-eval_iters = 50           # held-out docs scored at each eval_interval (always the same)
+eval_iters = 50           # held-out docs scored at each eval_interval, spread over all of them
 eval_docs = 5000          # held-out docs to score after training (as many train docs)
 num_samples = 20          # how many samples to print at the end
 save = ''                 # write the model, and what --resume needs, to this JSON file
 load = ''                 # start from a saved model's weights, with a new schedule
 resume = ''               # go on with a run saved by --save, exactly where it stopped
-FLAGS = {  # every --name=value flag, by part: a setting, or --explain=TEXT
-    'Part 1, the GPT': 'n_layer n_embd n_head block_size num_steps batch_size '
-                       'learning_rate beta1 beta2 eps init_std temperature prompt seed',
-    'Part 2, efficiency': 'fused no_grad prefix_cache pause_gc workers',
-    'Part 3, running it': 'input_file eval_interval eval_iters eval_docs num_samples '
-                          'save load resume explain'}
-KIND = {name: type(globals().get(name, '')) for names in FLAGS.values()
-        for name in names.split()}
-KIND['init_std'] = lambda text: None if text.lower() == 'none' else float(text)  # by width
-SHAPE = ('n_layer', 'n_embd', 'n_head', 'block_size')  # a saved model's shape
-RUN = ('num_steps', 'batch_size', 'learning_rate', 'beta1', 'beta2', 'eps', 'seed')
 
-class MicrogptError(Exception):  # one line: what is wrong, and what to do
-    def __init__(self, message, code=2):  # exit code: 2 bad settings or input, 1 a run gone wrong
-        super().__init__(message)
-        self.code = code
+# --- run: every step of `python microgpt.py`, in order -----------------------
+def main(argv=()):
+    """Train a GPT and sample from it, as `python microgpt.py` does. argv: --name=value
+    flags. Returns what the run produced: losses, compute, samples. Raises MicrogptError."""
+    if '-h' in argv or '--help' in argv:
+        return print(help_text())
+    run = setup(argv)  # every check before any work: a failed one changes nothing
+    train_docs, val_docs = run['train_docs'], run['val_docs']
+    print(f'{len(train_docs)} train docs, {len(val_docs)} held out | vocab {vocab_size} '
+          f'| {len(params)} params | part2={part2}')
+    prove_part2(train_docs, val_docs)
+    results = run_training(train_docs, val_docs, run['adam'])
+    if run['save']:
+        save_model(run['save'], run)
+    results.update(final_losses(train_docs, val_docs))
+    results.update(samples(train_docs, val_docs))
+    if run['explain']:
+        results['explain'] = explain(run['explain'])
+    return results
 
-def fail(message, code=2):  # from None: the message says it all, with no chained traceback
-    raise MicrogptError(message, code) from None
+def spread(docs, n):  # n of docs, evenly spread: a fair subset, whatever their order
+    return [docs[i * len(docs) // n] for i in range(n)] if n < len(docs) else docs
 
-def settings():  # {name: value} of every setting as it stands now
-    return {name: globals()[name] for name in KIND if name != 'explain'}
+def prove_part2(train_docs, val_docs):  # before training: see self_check()
+    diffs, fd, n = self_check(train_docs[0], sorted(spread(val_docs, 10), key=len)[:2])
+    worst = max(diffs, key=diffs.get)
+    if diffs[worst] > 1e-9:
+        fail(f"Part 2's {worst} is {diffs[worst]:.1e} from Part 1's (relative; 1e-9 allowed): "
+             f'Part 1 was probably edited. --part2=False trains with Part 1 as written')
+    print(f'check: Part 2 equals Part 1 to {diffs[worst]:.0e}, backprop equals finite '
+          f'differences to {fd:.0e} on {n} weights' + ('' if fd < 1e-5 else ': not the chain rule'))
 
-@contextlib.contextmanager
-def all_or_nothing():  # if the block fails, the settings and the model are as they were
-    names = [*settings(), 'chars', 'stoi', 'BOS', 'vocab_size', 'state_dict', 'params']
-    before = {name: globals()[name] for name in names if name in globals()}
-    try:
-        yield
-    except BaseException:  # Ctrl-C too
-        for name in names:
-            globals().pop(name, None)
-        globals().update(before)
-        raise
-
-def configure(argv):
-    """Check the --name=value flags, and every setting with them; then apply them over
-    the settings as they stand (the defaults, or what a notebook cell or a program
-    assigned), where they stay. Returns {name: value} of the flags. Raises MicrogptError."""
-    given = {}
-    for i, arg in enumerate(argv):
-        name, has_value, text = arg[2:].partition('=')
-        kind = KIND.get(name) if arg.startswith('--') else None
-        if kind is None:
-            close = difflib.get_close_matches(name or arg, KIND, n=1)
-            hint = f'did you mean --{close[0]}?' if close else 'see --help'
-            fail(f'unknown setting {arg!r}; {hint}')
-        if name in given:
-            fail(f'--{name} is given twice; give it once')
-        if not has_value and kind is not bool:
-            value = argv[i + 1] if i + 1 < len(argv) else 'VALUE'
-            fail(f'--{name} needs "=" before its value: write --{name}={value}')
-        text = text if has_value else 'true'  # a bare switch turns it on
-        if kind is bool and text.lower() not in ('true', 'false'):
-            fail(f'--{name} takes True or False, not {text!r}')
-        try:
-            given[name] = text.lower() == 'true' if kind is bool else kind(text)
-        except ValueError:
-            whole = 'a whole number' if kind is int else 'a number'
-            fail(f'--{name} takes {whole}, not {text!r}')
-    s = {**settings(), **given}
-    check_settings(s, shape=not (s['load'] or s['resume']))  # else the file's: load_model()
-    run_only = ('save', 'load', 'resume', 'explain')  # main() reads these from given
-    globals().update({name: value for name, value in given.items() if name not in run_only})
-    return given
-
-def check_settings(s, where='', shape=True):  # s: {name: value}; stops at the first bad one
-    for name, value in s.items():  # a cell can assign anything: of its kind, or a whole number
-        kind = float if name == 'init_std' else KIND[name]
-        if type(value) is not kind and not (kind is float and type(value) is int) and not (
-                name == 'init_std' and value is None):
-            fail(f'{where}{name} must be {kind.__name__}, not {value!r}')
-    if shape and min(s[k] for k in SHAPE) < 1:
-        fail(f'{where}n_layer, n_embd, n_head and block_size must be at least 1')
-    if shape and s['n_embd'] % s['n_head']:
-        fail(f'{where}n_embd={s["n_embd"]} must be a multiple of n_head={s["n_head"]}')
-    if shape and len(s['prompt']) >= s['block_size']:
-        fail(f'{where}--prompt must be shorter than block_size={s["block_size"]}')
-    if min(s['batch_size'], s['workers']) < 1:
-        fail(f'{where}batch_size and workers must be at least 1')
-    counts = ('num_steps', 'num_samples', 'eval_interval', 'eval_iters', 'eval_docs', 'seed')
-    if min(s[k] for k in counts) < 0:
-        fail(f'{where}{", ".join(counts)} cannot be negative')
-    if not all(0 < s[k] < math.inf for k in ('learning_rate', 'eps', 'temperature')):
-        fail(f'{where}learning_rate, eps and temperature must be finite and > 0')
-    if s['init_std'] is not None and not 0 <= s['init_std'] < math.inf:
-        fail(f'{where}init_std must be finite and >= 0')
-    if not (0 <= s['beta1'] < 1 and 0 <= s['beta2'] < 1):
-        fail(f'{where}beta1 and beta2 must be at least 0 and below 1')
-    if s['load'] and s['resume']:
-        fail(f'{where}--load and --resume both read a model: give one of them')
-
-def help_text():  # each flag, its value now, and the comment beside its setting
-    try:
-        with open(__file__, encoding='utf-8') as f:
-            comments = dict(re.findall(r'^(\w+) = .*?  # (.*)$', f.read(), re.M))
-    except (NameError, OSError):  # pasted into a notebook: no file to read
-        comments = {}
-    comments['explain'] = 'after sampling, an x-ray of the model reading this text'
-    lines = ['usage: python microgpt.py [--name=value ...]  (a bare --switch means True)']
-    for part, names in FLAGS.items():
-        lines.append(f'{part}:')
-        for name in names.split():
-            value = repr(settings()[name]) if name in settings() else 'TEXT'
-            flag = f'--{name}={value}'
-            lines.append(f'  {flag:25} {comments.get(name, "")}')
-    return '\n'.join(lines)
-
-
-# --- files: the text, and the model as JSON, checked as untrusted input ------
-def input_path():  # input_file, or by default the input.txt beside this file
-    if input_file != 'input.txt' or os.path.exists(input_file) or '__file__' not in globals():
-        return input_file
-    beside = os.path.join(os.path.dirname(os.path.abspath(__file__)), input_file)
-    return beside if os.path.exists(beside) else input_file
-
-def read_text(path, limit=2**28):  # the text of a UTF-8 file of at most 256 MB
-    try:
-        with open(path, 'rb') as f:  # 1 MB at a time: f.read(limit) takes all of limit at once
-            raw = b''.join(itertools.islice(iter(lambda: f.read(2**20), b''), limit // 2**20 + 1))
-        if len(raw) > limit:
-            fail(f'input file {path!r} is over {limit >> 20} MB; use a part of it')
-        return raw.decode('utf-8-sig')  # -sig: drop a byte-order mark
-    except (OSError, UnicodeDecodeError) as e:  # missing, a folder, not UTF-8, ...
-        fail(f'cannot read input file {path!r} ({e}); pass a UTF-8 text file')
-
-def check_known(text, what):  # the model has a token for each character of text
-    unknown = ''.join(sorted(set(text) - set(chars)))
-    if unknown:
-        fail(f'the model does not know these characters of {what}: {unknown[:20]!r}; '
-             f'it knows {"".join(chars)[:60]!r}')
-
-def check_save_path(path):  # before any work: a save that would fail, or destroy a file, fails
-    try:
-        if os.path.isdir(path):
-            fail(f'--save={path} is a folder; save the model as a file')
-        if os.path.isfile(path):
-            with open(path, 'rb') as f:
-                is_model = f.read(11) == b'{"config": '  # what save_model() writes first
-            if not is_model:
-                fail(f'--save={path} is a file but not a model (the input file?); use a new name')
-        with open(f'{path}.tmp{os.getpid()}', 'w', encoding='utf-8'):
-            pass
-        os.remove(f'{path}.tmp{os.getpid()}')
-    except OSError as e:
-        fail(f'cannot save the model to {path!r}: {e.strerror}')
-
-def pack(floats):  # Adam's m or v as text: exact, and 3x faster to write than JSON numbers
-    return base64.b64encode(struct.pack(f'<{len(floats)}d', *floats)).decode('ascii')
-
-def unpack(text, n):  # -> n finite floats, or None
-    try:
-        raw = base64.b64decode(text, validate=True)
-    except (TypeError, ValueError):  # not a string, or not base64
-        return None
-    if len(raw) != 8 * n:
-        return None
-    floats = list(struct.unpack(f'<{n}d', raw))
-    return floats if all(map(math.isfinite, floats)) else None
-
-def save_model(path, m, v, step, input_crc):  # via a temp file, flushed, then renamed
-    training = {'step': step, 'settings': {k: KIND[k](globals()[k]) for k in RUN},
-                'input_crc': input_crc, 'random_state': random.getstate(),
-                'm': pack(m), 'v': pack(v)}
-    blob = {'config': {k: globals()[k] for k in SHAPE}, 'chars': chars,
-            'state_dict': float_weights(), 'training': training}
-    tmp = f'{path}.tmp{os.getpid()}'
-    try:
-        with open(tmp, 'w', encoding='utf-8') as f:
-            f.write(json.dumps(blob))  # in one piece: 1.7x faster than json.dump(blob, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except OSError as e:
-        fail(f'cannot save the model to {path!r}: {e.strerror}', 1)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-
-@all_or_nothing()
-def load_model(path, given, resuming):
-    """Read a model file, all of it checked as untrusted input before anything is built
-    from it. Its shape, and to resume its run's settings, replace the settings; a flag
-    that contradicts one is an error. Returns, to resume, {'step', 'm', 'v',
-    'random_state', 'input_crc'}, else None. Raises MicrogptError."""
-    bad = f'model file {path!r} is not a microgpt model (use a file made by --save):'
-    try:
-        with open(path, 'rb') as f:
-            blob = json.loads(f.read())
-    except OSError as e:
-        fail(f'cannot read model file {path!r}: {e.strerror}')
-    except (ValueError, RecursionError, MemoryError) as e:  # not JSON, or nested too deep
-        fail(f'{bad} {type(e).__name__} {str(e)[:60]}')
-    if type(blob) is not dict:
-        fail(f'{bad} it needs the keys config, chars and state_dict')
-    config, vocab, weights = blob.get('config'), blob.get('chars'), blob.get('state_dict')
-    if type(config) is not dict or set(config) != set(SHAPE) or any(
-            type(config[k]) is not int for k in SHAPE):
-        fail(f'{bad} its config needs whole numbers {SHAPE}')
-    if type(vocab) is not list or len(set(vocab)) != len(vocab) or any(
-            type(c) is not str or len(c) != 1 for c in vocab):
-        fail(f'{bad} its chars must be distinct single characters')
-
-    training = blob.get('training') if resuming else {}
-    if type(training) is not dict:
-        fail(f'{path!r} holds no training state (saved before --resume existed); '
-             f'--load starts a new schedule from its weights')
-    if resuming:
-        run = training.get('settings')
-        if type(run) is not dict or set(run) != set(RUN) or any(
-                type(run[k]) is not KIND[k] for k in RUN):
-            fail(f'{bad} its training settings need {RUN}')
-        config = {**config, **run}
-
-    for name in [name for name in config if name in given]:
-        if given[name] != config[name]:
-            fail(f'--{name}={given[name]} contradicts {path!r}, with {name}={config[name]}')
-    check_settings({**settings(), **config}, f'with the model in {path!r}: ')
-    globals().update(config)
-    use_vocab(vocab)
-
-    if type(weights) is not dict or len(weights) != 3 + 6 * n_layer:
-        fail(f'{bad} not all the matrices')
-    for name, (rows, cols) in shapes().items():  # no bigger than the file: its size bounds it
-        mat = weights.get(name)
-        if type(mat) is not list or len(mat) != rows or any(
-                type(row) is not list or len(row) != cols for row in mat):
-            fail(f'{bad} {name} shape')
-        if not all(type(x) is float and math.isfinite(x) for row in mat for x in row):
-            fail(f'{bad} {name} holds something other than finite decimal numbers')
-    use_weights(weights)
-    if not all(map(math.isfinite, gpt(BOS, 0, *empty_cache(), float_weights()))):
-        fail(f'{bad} its weights make nan or inf logits')
-    return check_training(training, bad) if resuming else None
-
-def check_training(training, bad):  # the state to resume, checked: see load_model()
-    step = training.get('step')
-    if type(step) is not int or not 0 <= step <= num_steps:
-        fail(f'{bad} its step must be a whole number from 0 to num_steps={num_steps}')
-    if type(training.get('input_crc')) is not int:
-        fail(f'{bad} its input_crc must be a whole number')
-    m = unpack(training.get('m'), len(params))
-    v = unpack(training.get('v'), len(params))
-    if m is None or v is None or min(v) < 0:
-        fail(f"{bad} Adam's m and v need {len(params)} finite numbers each, v >= 0")
-    try:
-        state = training.get('random_state')
-        state = (state[0], tuple(state[1]), state[2])
-        random.Random().setstate(state)  # which checks it
-    except (TypeError, ValueError, IndexError, KeyError, OverflowError):
-        fail(f"{bad} its random_state is not one that Python's random module saved")
-    return dict(training, m=m, v=v, random_state=state)
-
-
-# --- the training window: progress, held-out loss, a chart; Ctrl-C stops it --
-def in_terminal():  # a terminal redraws a line in place; elsewhere, whole lines
-    isatty = getattr(sys.stdout, 'isatty', None)  # IDLE and notebooks have other streams
-    return bool(isatty and isatty())
+# --- the training window: progress, held-out loss, a chart, the compute meter -
+def train_flops(T):  # to train on one document of T predicted tokens: see tests/README.md
+    n = n_embd
+    weights = n_layer * 12 * n * n + vocab_size * n  # multiply-adds a token: wq wk wv wo, MLP
+    attention = n_layer * n * T * (T + 1)  # q.k and weights.v: 2n per position read, T(T+1)/2
+    return 6 * (weights * T + attention)  # 2 FLOPs a multiply-add; backward costs 2x forward
 
 def fmt(loss):  # four decimals; huge ones short: 1.2e+21
     return f'{loss:.4f}' if abs(loss) < 1e4 else f'{loss:.3g}'
 
-def progress_of(name):  # -> progress(done, total) for evaluate(), from 1 s on: in place in a
-    start = time.time()  # terminal; elsewhere (a pipe, a notebook) a line every 10 s
-    shown = [start]
-    def progress(done, total):
-        line = f'evaluating {name}: {done} / {total}'
-        if in_terminal() and time.time() - start > 1:
-            print(line if done < total else ' ' * len(line), end='\r', flush=True)
-        elif not in_terminal() and time.time() - shown[-1] >= 10:
-            print(line, flush=True)
-            shown.append(time.time())
-    return progress
+def run_training(train_docs, val_docs, adam):
+    """Part 1's train(), shown: a line every tenth of the run (or 5 s), the held-out loss
+    every eval_interval steps, a chart, the compute. Ctrl-C stops it between two steps."""
+    start = adam['step']
+    losses, means, vals = [], [], []  # per step; the mean of the last 100; (step, held-out)
+    flops = tokens = eval_time = 0
+    warned = False  # that the loss diverges: once
+    eval_set = spread(val_docs, eval_iters)
+    n = min(workers, batch_size) if 'fork' in multiprocessing.get_all_start_methods() else 1
+    started = shown = time.time()
+    step = start - 1
+    with stop_requests() as asks, resting_collector(), worker_pool(n):
+        for step, loss, batch in train(train_docs, adam['m'], adam['v'], start):
+            adam['step'] = step + 1
+            if not math.isfinite(loss):
+                fail(f'loss nan/inf at step {step + 1}: lower --learning_rate', 1)
+            flops += sum(train_flops(len(t) - 1) for t in batch)
+            tokens += sum(len(t) - 1 for t in batch)
+            losses.append(loss)
+            means.append(sum(losses[-100:]) / len(losses[-100:]))
+            if means[-1] > 1.5 * math.log(vocab_size) and not warned:
+                warned = True
+                print(f'step {step + 1}: diverges, mean loss {fmt(means[-1])} > 1.5 ln('
+                      f'{vocab_size}) = {1.5 * math.log(vocab_size):.2f}, worse than a uniform '
+                      f'guess: lower --learning_rate (now {learning_rate})')
+            last = step + 1 == num_steps or bool(asks)
+            if eval_interval and eval_set and ((step + 1) % eval_interval == 0 or last):
+                clock = time.time()
+                vals.append((step + 1, evaluate(eval_set)))
+                eval_time += time.time() - clock
+            last = last or bool(asks)  # a stop asked for in the evaluation
+            if last or (step + 1) % max(1, num_steps // 10) == 0 or time.time() - shown > 5:
+                shown = time.time()
+                ms = (shown - started) * 1000 / (step + 1 - start)
+                held = f' | val {fmt(vals[-1][1])}' if vals else ''
+                print(f'step {step + 1:5d}/{num_steps} | loss {fmt(loss)} | mean '
+                      f'{fmt(means[-1])}{held} | {ms:.1f} ms | eta '
+                      f'{ms * (num_steps - step - 1) / 1000:.0f}s', flush=True)
+            if asks:
+                print(f'stopped by {asks[0]} at step {step + 1}')
+                break
+    if not all(math.isfinite(p.data) for p in params):
+        fail(f'the weights became nan or inf at step {step + 1}: lower --learning_rate', 1)
+    if len(means) > 1:
+        print('\n'.join(chart({'·': list(enumerate(means, start + 1)), 'o': vals})))
+        held = f'   o held-out loss ({len(eval_set)} docs)' if vals else ''
+        print(f'{"":12}· train loss, mean of the last 100 steps{held}')
+    seconds = time.time() - started - eval_time
+    epochs = (step + 1 - start) * batch_size / len(train_docs)
+    if flops:
+        print(f'compute: {flops:.3g} FLOPs in {seconds:.1f} s = {flops / seconds:.3g} FLOP/s '
+              f'| {tokens} tokens predicted | {epochs:.3g} epochs')
+    return {'losses': losses, 'vals': vals, 'flops': flops, 'seconds': seconds,
+            'tokens': tokens, 'epochs': epochs}
 
 def chart(curves, height=8, width=60):
     """Curves on one grid, as lines of at most 72 columns. curves: {mark: [(step, loss)]},
@@ -766,86 +616,44 @@ def chart(curves, height=8, width=60):
     steps = f'step {first:<{width - 17}}{f"step {last}":>12}'
     return lines + [f'{"":10} └{"─" * width}', f'{"":12}{steps}']
 
-def run_training(train_docs, val_docs, m, v, start=0):
-    """Part 1's train() from step start, shown as it goes, with the held-out loss every
-    eval_interval steps and a chart at the end. Ctrl-C or SIGTERM stops it between two
-    steps. Returns the steps done. Raises MicrogptError at a nan or inf loss."""
-    losses = []
-    means = []  # of the last 100 losses
-    vals = []   # (step, held-out loss)
-    asks = []   # to stop, from Ctrl-C or SIGTERM
-    warned = False  # that the loss diverges
-    width = 0  # of the progress line last drawn
-    def ask(signum, frame):
-        asks.append('Ctrl-C' if signum == signal.SIGINT else 'SIGTERM')
-    n = min(workers, batch_size)
-    if n > 1 and 'fork' not in multiprocessing.get_all_start_methods():
-        print('training in one process: this platform cannot fork worker processes')
-        n = 1
-    started = time.time()
-    live = in_terminal()  # asked once: stdout does not change during a run
-    step = start - 1
+# --- after training: the loss on all held-out docs, samples, memorisation ----
+def final_losses(train_docs, val_docs):  # on up to eval_docs of each side
+    held_out = spread(val_docs, eval_docs)
+    if not held_out:
+        return {}
+    print(f'evaluating {len(held_out)} held-out docs and as many train docs ...', flush=True)
+    val_loss = evaluate(held_out)
+    train_loss = evaluate(train_docs[:len(held_out)])  # shuffled: a fair subset already
+    bits = bits_per_char(val_loss, held_out)
+    print(f'val loss {fmt(val_loss)} ({bits:.3f} bits/char) | train loss {fmt(train_loss)}')
+    return {'val_loss': val_loss, 'train_loss': train_loss, 'val_bits_per_char': bits}
 
-    with contextlib.ExitStack() as undo:  # all set up here is undone, however it ends
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            if threading.current_thread() is not threading.main_thread():
-                break  # only the main thread can take signals
-            previous = signal.signal(signum, ask)
-            undo.callback(signal.signal, signum, previous)
-        undo.enter_context(resting_collector())
-        undo.enter_context(worker_pool(n))
-        for step, loss in train(train_docs, m, v, start):
-            if not math.isfinite(loss):
-                fail(f'loss nan/inf at step {step + 1}: lower --learning_rate', 1)
-            losses.append(loss)
-            means.append(sum(losses[-100:]) / len(losses[-100:]))
-            if means[-1] > 1.5 * math.log(vocab_size) and not warned:  # once
-                warned = True
-                print(f'step {step + 1}: diverges, mean loss {fmt(means[-1])} > ln({vocab_size})'
-                      f' = {math.log(vocab_size):.2f} (a uniform guess): lower --learning_rate'
-                      f' (now {learning_rate})')
-            last = step + 1 == num_steps or bool(asks)
-            if eval_interval and eval_iters and val_docs and ((step + 1) % eval_interval == 0
-                                                              or last):
-                vals.append((step + 1, evaluate(val_docs[:eval_iters])))
-            last = last or bool(asks)  # a stop asked for in the evaluation
-            if live or last or (step + 1) % max(1, num_steps // 10) == 0:
-                ms = (time.time() - started) * 1000 / (step + 1 - start)
-                held = f'val {fmt(vals[-1][1])} | ' if vals else ''
-                line = (f'step {step + 1:5d} / {num_steps} | loss {fmt(loss)} | mean '
-                        f'{fmt(means[-1])} | {held}{ms:.1f} ms/step | '
-                        f'eta {ms * (num_steps - step - 1) / 1000:.0f}s ')
-                if live:  # clipped: a line that wraps cannot be drawn over
-                    line = line[:shutil.get_terminal_size().columns - 1]
-                print(line.ljust(width), end='\r' if live and not last else '\n',
-                      flush=True)
-                width = len(line)  # a shorter line next covers all of this one
-            if asks:
-                print(f'stopped by {asks[0]} at step {step + 1}')
-                break
-
-    if not all(math.isfinite(p.data) for p in params):
-        fail(f'the weights became nan or inf at step {step + 1}: lower --learning_rate', 1)
-    if len(means) > 1:
-        print('\n'.join(chart({'·': list(enumerate(means, start + 1)), 'o': vals})))
-        held = f'   o held-out loss ({len(val_docs[:eval_iters])} docs)' if vals else ''
-        print(f'{"":12}· train loss, mean of the last 100 steps{held}')
-    return step + 1
-
+def samples(train_docs, val_docs):  # num_samples new docs, and how many copy a real one
+    random.seed(seed)  # so the samples depend only on the weights and the seed
+    docs = [sample() for _ in range(num_samples)]
+    for i, doc in enumerate(docs, 1):
+        cut = '…' if len(encode(doc)) > block_size else ''  # no end drawn: cut at the context
+        print(f'sample {i:2d}: {doc + cut if doc else "(empty)"}')
+    train_set, val_set = set(train_docs), set(val_docs)
+    copies = sum(doc in train_set for doc in docs)
+    held = sum(doc in val_set for doc in docs)  # real docs, but never trained on
+    if docs:  # a model that only generalises copies each side in proportion to its size
+        print(f'{len(set(docs))} distinct | {copies} are train docs, {held} held-out docs; '
+              f'without memorising, expect {copies * len(val_set) / len(train_set):.1f} '
+              f'held-out for {copies} train')
+    return {'samples': docs, 'train_copies': copies, 'held_out_copies': held}
 
 # --- explain(): the model reading one text, position by position -------------
 def explain(text):
-    """Show the model reading text: at each position the real next character's probability
+    """Show the model reading text: at each position the real next token's probability
     and loss, the top 5 guesses, and each head's attention over what it has read. Returns
     the rows, each {'probs', 'loss', 'attention'}. Raises MicrogptError."""
-    if 'state_dict' not in globals():
-        fail('there is no model yet: run main(), or make one with use_vocab() and use_weights()')
     check_known(text, 'the text to explain')
-    shown = ['·' if c == ' ' else c if c.isprintable() else '¤' for c in chars] + ['¶']
+    shown = [c.replace(' ', '·') if c.isprintable() else '¤' for c in chars] + ['¶']
     tokens = encode(text)
     print(f'explain {text!r} (¶ is BOS, the start or the end; · a space; ¤ another invisible)')
     if len(tokens) - 1 > block_size:
-        print(f'the context holds {block_size} positions: this explains {text[:block_size]!r}')
+        print(f'the context holds {block_size} positions: this explains its first {block_size}')
         tokens = tokens[:block_size + 1]
     print('pos read next  p(next)   loss | top 5 guesses')
     sd = float_weights()
@@ -870,6 +678,317 @@ def explain(text):
     print(f'mean loss {mean:.4f} over {len(rows)} predictions')
     return rows
 
+# ======== The guard rails: a learner may stop here. Flags, files, the command line ========
+# --- errors: one class, one line: what is wrong and what to do ---------------
+class MicrogptError(Exception):
+    def __init__(self, message, code=2):  # exit code: 2 bad settings or input, 1 a run gone wrong
+        super().__init__(message)
+        self.code = code
+
+def fail(message, code=2):  # from None: the message says it all, with no chained traceback
+    raise MicrogptError(message, code) from None
+
+# --- settings: the flags, and one check for flags, notebook cells and model files
+FLAGS = {  # every flag, by part: a setting, or --explain=TEXT
+    'Part 1, the GPT': 'n_layer n_embd n_head block_size num_steps batch_size '
+                       'learning_rate beta1 beta2 eps init_std temperature prompt seed',
+    'Part 2, efficiency': 'part2 fused no_grad prefix_cache pause_gc workers',
+    'Part 3, what production changes': 'bpe_merges int8',
+    'Part 4, running it': 'input_file eval_interval eval_iters eval_docs num_samples '
+                          'save load resume explain'}
+KIND = {name: type(globals()[name]) for name in ' '.join(FLAGS.values()).split()[:-1]}
+KIND['init_std'] = float  # or None
+WORDS = {bool: 'True or False', int: 'a whole number', float: 'a number', str: 'a text'}
+SHAPE = ('n_layer', 'n_embd', 'n_head', 'block_size')  # a saved model's shape
+RUN = ('num_steps', 'batch_size', 'learning_rate', 'beta1', 'beta2', 'eps', 'seed')
+
+def settings():  # {name: value} of every setting as it stands now
+    return {name: globals()[name] for name in KIND}
+
+DEFAULTS = settings()
+
+def reset_settings():  # every setting back to its default in this file
+    globals().update(DEFAULTS)
+
+@contextlib.contextmanager
+def all_or_nothing():  # if the block fails, every setting and the model are as they were
+    before = dict(globals())
+    try:
+        yield
+    except BaseException:  # Ctrl-C too
+        for name in set(globals()) - set(before):  # made in the block: a first model
+            del globals()[name]
+        globals().update(before)
+        raise
+
+def configure(argv):  # checks, then sets, the flags: {name: value}; they stay set
+    if isinstance(argv, str):
+        fail(f'main() takes a list of flags: main({shlex.split(argv)!r})')
+    given = {}
+    for i, arg in enumerate(argv):
+        name, has_value, text = arg[2:].partition('=')
+        kind = {**KIND, 'explain': str}.get(name) if arg.startswith('--') else None
+        if kind is None:
+            close = [k for k in KIND if len(name) > 2 and name in k]  # --steps: num_steps
+            close += difflib.get_close_matches(name or arg, [*KIND, 'explain'], n=1)
+            hint = f'did you mean --{close[0]}?' if close else 'see --help'
+            fail(f'unknown setting {arg!r}; {hint}')
+        if name in given:
+            fail(f'--{name} is given twice; give it once')
+        if not has_value and kind is not bool:
+            value = argv[i + 1] if argv[i + 1:] and argv[i + 1][:2] != '--' else 'VALUE'
+            fail(f'--{name} needs "=" before its value: write --{name}={shlex.quote(value)}')
+        text = text if has_value else 'true'  # a bare switch turns it on
+        try:  # numbers and switches as JSON: 32, 0.01, true, null; check_settings checks them
+            given[name] = text if kind is str else json.loads(text.lower().replace('none', 'null'))
+        except ValueError:
+            fail(f'--{name} takes {WORDS[kind]}, not {text!r}')
+    s = {**settings(), **given}
+    s.pop('explain', None)
+    check_settings(s, shape=not (s['load'] or s['resume']))  # else the file's: load_model()
+    globals().update({k: v for k, v in given.items() if k not in ('save', 'load', 'resume', 'explain')})
+    return given
+
+def check_settings(s, where='', shape=True):  # s: {name: value}; stops at the first bad one
+    for name, value in s.items():  # a cell can assign anything: of its kind, or a whole number
+        kind = KIND[name]
+        if not (type(value) is kind or kind is float and type(value) is int
+                or name == 'init_std' and value is None):
+            fail(f'{where}{name} takes {WORDS[kind]}, not {value!r}')
+    if shape and min(s[k] for k in SHAPE) < 1:
+        fail(f'{where}n_layer, n_embd, n_head and block_size must be at least 1')
+    if shape and s['n_embd'] % s['n_head']:
+        fail(f'{where}n_embd={s["n_embd"]} must be a multiple of n_head={s["n_head"]}')
+    if shape and len(s['prompt']) >= s['block_size']:
+        fail(f'{where}prompt must be shorter than block_size={s["block_size"]}')
+    if min(s['batch_size'], s['workers']) < 1:
+        fail(f'{where}batch_size and workers must be at least 1')
+    counts = ('num_steps', 'num_samples', 'eval_interval', 'eval_iters', 'eval_docs', 'seed',
+              'bpe_merges')
+    if min(s[k] for k in counts) < 0:
+        fail(f'{where}{", ".join(counts)} cannot be negative')
+    if not all(0 < s[k] < math.inf for k in ('learning_rate', 'eps', 'temperature')):
+        fail(f'{where}learning_rate, eps and temperature must be finite and > 0')
+    if s['init_std'] is not None and not 0 <= s['init_std'] < math.inf:
+        fail(f'{where}init_std must be finite and >= 0')
+    if not (0 <= s['beta1'] < 1 and 0 <= s['beta2'] < 1):
+        fail(f'{where}beta1 and beta2 must be at least 0 and below 1')
+    if s['load'] and s['resume']:
+        fail(f'{where}--load and --resume both read a model: give one of them')
+
+def help_text():  # each flag, its value now, and the comment beside its setting
+    source = linecache.getlines(main.__code__.co_filename)  # this file, or a notebook's cell
+    meanings = dict(re.findall(r'^(\w+) = .*?  # (.*)$', ''.join(source), re.M))
+    meanings['explain'] = 'after sampling, an x-ray of the model reading this text'
+    lines = ['usage: python microgpt.py [--name=value ...]  (a bare --switch means True)']
+    for part, names in FLAGS.items():
+        lines.append(f'{part}:')
+        for name in names.split():
+            flag = f'--{name}={globals()[name]!r}' if name in KIND else f'--{name}=TEXT'
+            lines.append(f'  {flag:25} {meanings.get(name, "")}')
+    return '\n'.join(lines)
+
+# --- setup: the flags, the text and the model, each checked before any work --
+@all_or_nothing()
+def setup(argv):  # -> what main() needs; a failure changes no setting and no model
+    given = configure(argv)
+    resuming = given.get('resume', resume)
+    model_file = given.get('load', load) or resuming
+    state = load_model(model_file, given, bool(resuming)) if model_file else None
+    path = state['input_file'] if state and 'input_file' not in given else input_file
+    text = read_text(path)
+    input_crc = zlib.crc32(text.replace('\r\n', '\n').encode('utf-8'))  # for --resume
+    if state and state['input_crc'] != input_crc:
+        fail(f'{path!r} is not the text that {resuming!r} was trained on (it changed?): give '
+             f'that --input_file, or --load to start a new schedule on this one')
+
+    random.seed(seed)
+    train_docs, val_docs = split_docs(text)
+    if not train_docs:
+        fail(f'input file {path!r} needs 2 different non-empty lines: to train on, to hold out')
+    if not model_file:
+        use_vocab(sorted(set(''.join(train_docs + val_docs))))
+        use_merges(learn_merges(train_docs, bpe_merges))
+        use_weights()
+    check_known(prompt, '--prompt')
+    check_known(given.get('explain', ''), '--explain')
+    check_known(''.join(train_docs + val_docs), 'the input file')
+    save_to = given.get('save', save) or resuming  # a resumed run saves back to its file
+    if save_to:
+        check_save_path(save_to)
+
+    if state:
+        random.setstate(state['random_state'])
+        print(f'resuming {resuming} at step {state["step"]} of {num_steps}')
+    adam = state or {'step': 0, 'm': [0.0] * len(params), 'v': [0.0] * len(params)}
+    return {'train_docs': train_docs, 'val_docs': val_docs, 'adam': adam, 'save': save_to,
+            'input_crc': input_crc, 'input_path': path, 'explain': given.get('explain')}
+
+# --- files: the text; the model as JSON, read as untrusted input -------------
+def read_text(path):  # the text of a UTF-8 file; one too big is a MemoryError
+    try:
+        with open(path, encoding='utf-8-sig', newline='') as f:  # -sig: no byte-order mark
+            return f.read()
+    except (OSError, UnicodeDecodeError) as e:  # missing, a folder, not UTF-8, ...
+        fail(f'cannot read input file {path!r} ({e}); give --input_file=PATH, UTF-8 text')
+
+def check_known(text, what):  # the model has a token for each character of text
+    unknown = ''.join(sorted(set(text) - set(chars)))
+    if unknown:
+        fail(f'the model does not know these characters of {what}: {unknown[:20]!r}. A model '
+             f'keeps the characters it was made with: train one on a text that has them')
+
+def check_save_path(path):  # before any work: a save that would fail, or destroy a file, fails
+    try:
+        if os.path.isdir(path):
+            fail(f'--save={path} is a folder; save the model as a file')
+        if os.path.isfile(path):
+            with open(path, 'rb') as f:
+                if f.read(11) != b'{"config": ':  # what save_model() writes first
+                    fail(f'--save={path} is a file but not a model; use a new name')
+        open(f'{path}.tmp{os.getpid()}', 'w').close()  # a file can be made there
+        os.remove(f'{path}.tmp{os.getpid()}')
+    except OSError as e:
+        fail(f'cannot save the model to {path!r}: {e.strerror}')
+
+def save_model(path, run):  # via a temp file, flushed, then renamed
+    adam = run['adam']
+    weights = {k: quantize(w) if int8 else w for k, w in float_weights().items()}
+    blob = {'config': {k: globals()[k] for k in SHAPE}, 'chars': chars[:-len(merges) or None],
+            'merges': list(merges), 'int8': int8, 'state_dict': weights}
+    if not int8:  # what --resume needs: the run's settings, its text, Adam, the random state
+        blob['training'] = {
+            'step': adam['step'], 'settings': {k: KIND[k](globals()[k]) for k in RUN},
+            'input_crc': run['input_crc'], 'input_file': os.path.abspath(run['input_path']),
+            'random_state': random.getstate(), 'm': adam['m'], 'v': adam['v']}
+    tmp = f'{path}.tmp{os.getpid()}'
+    try:
+        with open(tmp, 'w', encoding='utf-8') as f:
+            f.write(json.dumps(blob))  # in one piece: faster than json.dump(blob, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except OSError as e:
+        fail(f'cannot save the model to {path!r}: {e.strerror}', 1)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+    more = f'; go on with --resume={shlex.quote(path)}' if adam['step'] < num_steps else ''
+    print(f'saved the model to {path} at step {adam["step"]} of {num_steps}{more * (not int8)}')
+
+def numbers(x, shape, what):  # x, checked: nested lists of finite floats of this shape
+    if not shape:
+        if type(x) is not float or not math.isfinite(x):
+            fail(f'{what} holds something other than finite decimal numbers')
+        return x
+    if type(x) is not list or len(x) != shape[0]:
+        fail(f'{what} is not {shape[0]} rows or numbers long')
+    return [numbers(y, shape[1:], what) for y in x]
+
+def load_model(path, given, resuming):
+    """Read a model file, checked as untrusted input: its shape (and to resume, its run's
+    settings) become the settings. Returns, to resume, its training state, else None."""
+    bad = f'model file {path!r} is not a microgpt model (use a file made by --save):'
+    try:
+        with open(path, 'rb') as f:
+            blob = json.loads(f.read())
+    except OSError as e:
+        fail(f'cannot read model file {path!r}: {e.strerror}')
+    except (ValueError, RecursionError, MemoryError) as e:  # not JSON, or nested too deep
+        fail(f'{bad} {type(e).__name__} {str(e)[:60]}')
+
+    blob = blob if type(blob) is dict else {}
+    config, vocab, pairs = blob.get('config'), blob.get('chars'), blob.get('merges', [])
+    training = blob.get('training') if resuming else {}
+    if type(config) is not dict or set(config) != set(SHAPE):
+        fail(f'{bad} its config needs {SHAPE}')
+    if type(vocab) is not list or any(type(c) is not str or len(c) != 1 for c in vocab) or (
+            len(set(vocab)) != len(vocab)):
+        fail(f'{bad} its chars must be distinct single characters')
+    if type(pairs) is not list or not all(type(p) is list and len(p) == 2 and all(
+            type(t) is int and 0 <= t < len(vocab) + k for t in p) for k, p in enumerate(pairs)):
+        fail(f'{bad} its merges must be pairs of earlier token ids')
+    if type(training) is not dict:
+        fail(f'{path!r} holds no training state (8-bit, or saved by an older microgpt): '
+             f'--load starts a new schedule from its weights')
+    run = training.get('settings') if resuming else {}
+    if type(run) is not dict or resuming and set(run) != set(RUN):
+        fail(f'{bad} its training settings need {RUN}')
+
+    config = {**config, **run, 'bpe_merges': len(pairs)}
+    for name in [name for name in config if name in given]:
+        if given[name] != config[name]:
+            fail(f'--{name}={given[name]} contradicts {path!r}, with {name}={config[name]}')
+    check_settings({**settings(), **config}, f'with the model in {path!r}: ')
+    globals().update(config)
+    use_vocab(vocab)
+    use_merges(pairs)
+    weights = blob.get('state_dict')
+    if type(weights) is not dict or set(weights) != set(shapes()):
+        fail(f'{bad} not the matrices of its config')
+    try:  # float(scale): a scale that is a text or a list cannot repeat itself
+        weights = {k: dequantize(w) for k, w in weights.items()} if blob.get('int8') else weights
+    except (TypeError, ValueError):
+        fail(f'{bad} its 8-bit rows need a scale and base64 text each')
+    use_weights({k: numbers(weights[k], size, f'{bad} {k}') for k, size in shapes().items()})
+    if not all(map(math.isfinite, gpt(BOS, 0, *empty_cache(), float_weights()))):
+        fail(f'{bad} its weights make nan or inf logits')
+    if not resuming:
+        return None
+
+    step, crc, text = (training.get(k) for k in ('step', 'input_crc', 'input_file'))
+    if type(step) is not int or not 0 <= step <= num_steps or type(crc) is not int or (
+            type(text) is not str):
+        fail(f'{bad} it needs a step from 0 to num_steps={num_steps}, input_crc, input_file')
+    m, v = (numbers(training.get(k), (len(params),), f"{bad} Adam's {k}") for k in 'mv')
+    if min(v) < 0:
+        fail(f"{bad} Adam's v cannot be negative")
+    try:
+        state = training.get('random_state')
+        state = (state[0], tuple(state[1]), state[2])
+        random.Random().setstate(state)  # which checks it
+    except (TypeError, ValueError, IndexError, KeyError, OverflowError):
+        fail(f"{bad} its random_state is not one that Python's random module saved")
+    return dict(training, m=m, v=v, random_state=state)
+
+# --- signals: Ctrl-C or SIGTERM asks training to stop between two steps ------
+@contextlib.contextmanager
+def stop_requests():  # -> a list that each Ctrl-C or SIGTERM adds its name to
+    asks = []
+    with contextlib.ExitStack() as undo:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            if threading.current_thread() is not threading.main_thread():
+                break  # only the main thread can take signals
+            previous = signal.signal(signum, lambda s, f: asks.append(signal.Signals(s).name))
+            undo.callback(signal.signal, signum, previous)
+        try:
+            yield asks
+        except ChildProcessError as e:  # Part 2's word that a worker ended
+            fail(str(e), 1)
+
+# --- notebooks: a later cell may change a setting; the model must still fit it
+plain_use_weights = use_weights
+
+def use_weights(weights=None):  # Part 1's, and the shape that the model was made with
+    global model_shape
+    plain_use_weights(weights)
+    model_shape = {name: globals()[name] for name in (*SHAPE, 'vocab_size')}
+
+def fits_model(f):  # f, after a check that the settings as they stand fit the model
+    @functools.wraps(f)
+    def checked(*args, **kwargs):
+        if 'state_dict' not in globals():
+            fail('there is no model yet: run main(), or use_vocab() then use_weights()')
+        check_settings(settings())
+        for name, value in model_shape.items():
+            if globals()[name] != value:
+                fail(f'the model was made with {name}={value}, not {globals()[name]}: set it '
+                     f'back (reset_settings() resets all), or run main() to train a new one')
+        check_known(prompt, 'the prompt')
+        return f(*args, **kwargs)
+    return checked
+
+sample, evaluate, explain = fits_model(sample), fits_model(evaluate), fits_model(explain)
 
 # --- the command line: where an error becomes a message and an exit code ---
 def command_line(argv):
