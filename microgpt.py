@@ -254,18 +254,17 @@ def sample(sd=None):  # a new document that starts with prompt: block_size at mo
     return decode(tokens)
 
 # ================ Part 2: everything else is just efficiency =================
-# Each item computes exactly what Part 1 does, only faster, and self_check() proves it
-# before every run. Each replaces a Part 1 function by one of the same name and keeps the
-# one it replaces as plain_<name>; --part2=False runs Part 1 exactly as written.
-part2 = True              # False: every item of Part 2 off, Part 1 exactly as written
-fused = True              # fused graph nodes for dot, linear, softmax and the loss
+# Each item computes exactly what Part 1 does, only faster; self_check() proves it
+# each run. Each replaces a Part 1 function, keeping that one as plain_<name>.
+part2 = True              # False: all of Part 2 off, Part 1 exactly as written
+fused = True              # one graph node for a dot, softmax output or loss
 no_grad = True            # evaluate and sample on plain floats, with no graph
 prefix_cache = True       # evaluation reuses the work of a shared prefix
-pause_gc = True           # the garbage collector rests in training: no cycles to free
-workers = os.cpu_count() or 1  # processes that share each batch (batch_size at most)
+pause_gc = True           # no garbage collector in training: no cycles to free
+workers = os.cpu_count() or 1  # processes that share a batch (batch_size at most)
 
-# --- fused nodes (~ tensor kernels): one node for a dot product, softmax output, loss
-# Candidly: they trade clarity for speed. Each writes its local gradients by hand.
+# --- fused nodes (~ tensor kernels): one node, local gradients by hand -------
+# Candidly: they trade clarity for speed.
 plain_dot, plain_linear, plain_softmax, plain_cross_entropy = dot, linear, softmax, cross_entropy
 
 def dot(a, b):  # one node: d/da_i = b_i, d/db_i = a_i
@@ -299,7 +298,7 @@ def cross_entropy(logits, target):  # one node: d loss / d logit_j = p_j - 1[j =
 # --- plain floats (~ torch.no_grad), a prefix cache (~ inference servers) ---
 plain_evaluate, plain_sample = evaluate, sample
 
-def float_weights():  # state_dict as plain floats: gpt() on these builds no graph
+def float_weights():  # state_dict as plain floats: gpt() builds no graph
     return {name: [[p.data for p in row] for row in mat] for name, mat in state_dict.items()}
 
 def sample(sd=None):
@@ -310,13 +309,13 @@ def evaluate(docs):  # sorted, a doc often starts as the one before
         return plain_evaluate(docs)
     sd = float_weights()
     keys, values = empty_cache()
-    logits = []  # per position fed so far: what a shared start computed, with keys, values
+    logits = []  # per position fed: what a shared start computed, as keys, values
     fed = []
     losses = []
     for doc in sorted(docs) if prefix_cache else docs:
-        tokens = encode(doc)[:block_size + 1]  # its first block_size predictions
+        tokens = encode(doc)[:block_size + 1]  # block_size predictions at most
         shared = len(os.path.commonprefix([tokens[:-1], fed])) if prefix_cache else 0
-        for cache in keys + values + [logits]:  # keep what the shared start computed
+        for cache in keys + values + [logits]:  # keep the shared start's work
             del cache[shared:]
         for pos_id in range(shared, len(tokens) - 1):
             logits.append(gpt(tokens[pos_id], pos_id, keys, values, sd))
@@ -325,22 +324,18 @@ def evaluate(docs):  # sorted, a doc often starts as the one before
     return math.fsum(losses) / len(losses)
 
 # --- a resting collector (~ memory management): the graph has no cycles to free
-@contextlib.contextmanager
 def resting_collector():  # in training: it would scan the graph again and again
-    paused = part2 and pause_gc and gc.isenabled()
-    if paused:
+    rest = contextlib.ExitStack()  # for a with block, which undoes it
+    if part2 and pause_gc and gc.isenabled():
         gc.disable()
-    try:
-        yield
-    finally:
-        if paused:
-            gc.enable()
+        rest.callback(gc.enable)
+    return rest
 
 # --- data parallelism (~ multi-GPU training): worker processes share a batch --
 plain_batch_loss = batch_loss
 pool = []  # (pipe, process) of each other worker, while training with workers
 
-def share_grads(weights, batch):  # a share's summed loss, and its summed gradient
+def share_grads(weights, batch):  # a share's summed loss and gradient
     for p, w in zip(params, weights):
         p.data, p.grad = w, 0.0
     loss = plain_batch_loss(batch)
@@ -350,12 +345,12 @@ def serve(pipe):  # in a worker: shares of batches in, gradients out, to the end
     while True:
         pipe.send(share_grads(*pipe.recv()))
 
-def batch_loss(batch):  # this process and each worker take a share: floats travel
+def batch_loss(batch):  # each process takes a share: floats travel
     if not pool:
         return plain_batch_loss(batch)
     n = len(pool) + 1
     weights = [p.data for p in params]
-    batch = sorted(batch, key=len)  # dealt out in turn: shares of about equal work
+    batch = sorted(batch, key=len)  # dealt in turn: shares of equal work
     try:
         for i, (pipe, _) in enumerate(pool):
             pipe.send((weights, batch[i + 1::n]))
@@ -363,27 +358,26 @@ def batch_loss(batch):  # this process and each worker take a share: floats trav
     except (EOFError, OSError):  # a worker ended: killed, or out of memory
         raise ChildProcessError('a worker process ended during training; try --workers=1')
     shares = [grads for _, grads in results]
-    for p, grads in zip(params, zip(*shares)):  # grads: p's, one from each share
+    for p, grads in zip(params, zip(*shares)):  # p's, one from each share
         p.grad = sum(grads) / len(batch)
     return sum(loss for loss, _ in results) / len(batch)
 
-@contextlib.contextmanager
-def worker_pool(n):  # n - 1 workers forked from this process, killed and joined at exit
-    with contextlib.ExitStack() as undo:
+def worker_pool(n):  # for a with block: n - 1 forked workers, then ended
+    with contextlib.ExitStack() as undo:  # a fork that fails ends those started
         undo.callback(pool.clear)
         for _ in range(n - 1 if part2 else 0):
             ours, theirs = multiprocessing.Pipe()
-            process = multiprocessing.get_context('fork').Process(target=serve, args=(theirs,))
-            process.daemon = True
+            fork = multiprocessing.get_context('fork')
+            process = fork.Process(target=serve, args=(theirs,), daemon=True)
             process.start()
-            theirs.close()  # theirs is the worker's: if it dies, recv() here ends, not waits
+            theirs.close()  # the worker's: if it dies, recv() ends, not waits
             undo.callback(process.join)
             undo.callback(process.kill)
             pool.append((ours, process))
-        yield
+        return undo.pop_all()
 
-# --- the proof: Part 2 computes what Part 1 does, and backprop is the chain rule
-def loss_and_grads(tokens):  # one document's loss, and every gradient (then back to 0)
+# --- the proof: Part 2 computes what Part 1 does; backprop is the chain rule
+def loss_and_grads(tokens):  # one doc's loss and every gradient (then 0)
     loss = batch_loss([tokens])
     grads = [p.grad for p in params]
     for p in params:
@@ -407,7 +401,7 @@ def self_check(doc, val_docs, n_fd=20, h=1e-6):
         globals()['part2'] = on
     diffs = dict(zip(('loss', 'gradients', 'held-out loss'), map(rel_diff, fast, slow)))
     grads = slow[1]
-    moved = [i for i, g in enumerate(grads) if g]  # the weights that this document reaches
+    moved = [i for i, g in enumerate(grads) if g]  # weights this doc reaches
     moved = moved[::max(1, len(moved) // n_fd)][:n_fd]
     fd = []
     for i in moved:  # d loss / d w ~ (loss(w + h) - loss(w - h)) / 2h
@@ -421,15 +415,15 @@ def self_check(doc, val_docs, n_fd=20, h=1e-6):
 
 
 # ============= Part 3: what production changes in the model ==================
-# Not exact: each item changes the model, so each is measured (see tests/README.md).
-bpe_merges = 0            # subword tokens: this many merges of frequent pairs; 0: characters
-int8 = False              # --save writes 8-bit weights, one scale per row; no resume from them
+# Not exact: each changes the model, so each is measured (tests/README.md).
+bpe_merges = 0            # subword tokens: merges of frequent pairs; 0: characters
+int8 = False              # --save 8-bit weights, a scale per row; no --resume
 
-# --- subword tokens (~ GPT-2's byte-pair encoding): a frequent pair becomes a token
-merges = {}  # (left id, right id) -> the id of the token they merge into, in the order learned
+# --- subword tokens (~ GPT-2's byte-pair encoding): frequent pairs merge --
+merges = {}  # (left id, right id) -> merged token's id, in the order learned
 plain_encode = encode
 
-def merge(ids, pair, new_id):  # ids with each pair, left to right, replaced by new_id
+def merge(ids, pair, new_id):  # each pair, left to right, becomes new_id
     out = []
     for t in ids:
         if out and (out[-1], t) == pair:
@@ -438,8 +432,8 @@ def merge(ids, pair, new_id):  # ids with each pair, left to right, replaced by 
             out.append(t)
     return out
 
-def learn_merges(docs, n):  # -> up to n pairs, each the most frequent one once the last merged
-    seqs = [plain_encode(doc)[1:-1] for doc in docs]  # token ids of the characters
+def learn_merges(docs, n):  # -> n times the most frequent pair, merged
+    seqs = [plain_encode(doc)[1:-1] for doc in docs]  # character ids
     pairs = []
     for new_id in range(len(chars), len(chars) + n):
         counts = collections.Counter(itertools.chain.from_iterable(zip(s, s[1:]) for s in seqs))
@@ -450,9 +444,9 @@ def learn_merges(docs, n):  # -> up to n pairs, each the most frequent one once 
         pairs.append(pair)
     return pairs
 
-def use_merges(pairs):  # after use_vocab(characters): a new token per pair, its halves' text
+def use_merges(pairs):  # after use_vocab(characters): a token per pair
     global merges
-    texts = [c for c in chars if len(c) == 1]  # the characters: a merged token has 2 or more
+    texts = [c for c in chars if len(c) == 1]  # a merged token has 2 or more
     merges = {}
     for a, b in pairs:
         merges[a, b] = len(texts)
@@ -467,34 +461,34 @@ def encode(doc):  # characters, then merged: always the pair learned first
             return ids
         ids = merge(ids, pair, merges[pair])
 
-def bits_per_char(loss, docs):  # a loss per token -> bits per character: any tokenizer's
+def bits_per_char(loss, docs):  # loss per token -> bits per character
     predicted = [t for doc in docs for t in encode(doc)[1:block_size + 1]]
-    n_chars = sum(len(chars[t]) if t != BOS else 1 for t in predicted)  # the end counts 1
+    n_chars = sum(len(chars[t]) if t != BOS else 1 for t in predicted)  # end: 1
     return loss * len(predicted) / n_chars / math.log(2)
 
 # --- 8-bit weights (~ quantized inference): a byte per weight, a scale per row
 def quantize(mat):  # rows of floats -> rows of [scale, base64 of signed bytes]
     rows = []
     for row in mat:
-        scale = max(map(abs, row)) / 127 or 1.0  # the largest weight becomes +-127
+        scale = max(map(abs, row)) / 127 or 1.0  # the largest: +-127
         q = array.array('b', [round(x / scale) for x in row])
         rows.append([scale, base64.b64encode(q.tobytes()).decode('ascii')])
     return rows
 
-def dequantize(rows):  # -> rows of floats, each within scale / 2 of the weight it stands for
+def dequantize(rows):  # -> floats, each within scale / 2 of its weight
     return [[float(scale) * q for q in array.array('b', base64.b64decode(text, validate=True))]
             for scale, text in rows]
 # ============================ Part 4: running it =============================
-# main() first: the run in order, then what it shows. Past the next ruler come only the
-# guard rails: flags, files, signals and the command line.
+# main() first: the run in order, then what it shows. Past the next ruler
+# come only the guard rails: flags, files, signals and the command line.
 input_file = 'input.txt'  # the training text: one document per line
-eval_interval = 100       # score eval_iters held-out docs every this many steps; 0: never
-eval_iters = 50           # held-out docs scored at each eval_interval, spread over all of them
-eval_docs = 5000          # held-out docs to score after training (as many train docs)
+eval_interval = 100       # score eval_iters held-out docs this often; 0: never
+eval_iters = 50           # held-out docs scored then, spread over all of them
+eval_docs = 5000          # held-out docs scored at the end (as many train docs)
 num_samples = 20          # how many samples to print at the end
-save = ''                 # write the model, and what --resume needs, to this JSON file
+save = ''                 # write the model, and what --resume needs, to this file
 load = ''                 # start from a saved model's weights, with a new schedule
-resume = ''               # go on with a run saved by --save, exactly where it stopped
+resume = ''               # go on with a saved run, exactly where it stopped
 
 # --- run: every step of `python microgpt.py`, in order -----------------------
 def main(argv=()):
@@ -502,21 +496,23 @@ def main(argv=()):
     flags. Returns what the run produced: losses, compute, samples. Raises MicrogptError."""
     if '-h' in argv or '--help' in argv:
         return print(help_text())
-    run = setup(argv)  # every check before any work: a failed one changes nothing
+    run = setup(argv)  # every check first: a failed one changes nothing
     train_docs, val_docs = run['train_docs'], run['val_docs']
     print(f'{len(train_docs)} train docs, {len(val_docs)} held out | vocab {vocab_size} '
           f'| {len(params)} params | part2={part2}')
     prove_part2(train_docs, val_docs)
+
     results = run_training(train_docs, val_docs, run['adam'])
     if run['save']:
         save_model(run['save'], run)
+
     results.update(final_losses(train_docs, val_docs))
     results.update(samples(train_docs, val_docs))
     if run['explain']:
         results['explain'] = explain(run['explain'])
     return results
 
-def spread(docs, n):  # n of docs, evenly spread: a fair subset, whatever their order
+def spread(docs, n):  # n docs, evenly spread: fair, whatever their order
     return [docs[i * len(docs) // n] for i in range(n)] if n < len(docs) else docs
 
 def prove_part2(train_docs, val_docs):  # before training: see self_check()
@@ -529,11 +525,11 @@ def prove_part2(train_docs, val_docs):  # before training: see self_check()
           f'differences to {fd:.0e} on {n} weights' + ('' if fd < 1e-5 else ': not the chain rule'))
 
 # --- the training window: progress, held-out loss, a chart, the compute meter -
-def train_flops(T):  # to train on one document of T predicted tokens: see tests/README.md
+def train_flops(T):  # to train on a doc of T predicted tokens (tests/README.md)
     n = n_embd
-    weights = n_layer * 12 * n * n + vocab_size * n  # multiply-adds a token: wq wk wv wo, MLP
-    attention = n_layer * n * T * (T + 1)  # q.k and weights.v: 2n per position read, T(T+1)/2
-    return 6 * (weights * T + attention)  # 2 FLOPs a multiply-add; backward costs 2x forward
+    weights = n_layer * 12 * n * n + vocab_size * n  # qkvo, MLP, lm_head
+    attention = n_layer * n * T * (T + 1)  # q.k, w.v: 2n a read, T(T+1)/2 reads
+    return 6 * (weights * T + attention)  # 2 FLOPs a multiply-add; backward 2x
 
 def fmt(loss):  # four decimals; huge ones short: 1.2e+21
     return f'{loss:.4f}' if abs(loss) < 1e4 else f'{loss:.3g}'
@@ -542,13 +538,14 @@ def run_training(train_docs, val_docs, adam):
     """Part 1's train(), shown: a line every tenth of the run (or 5 s), the held-out loss
     every eval_interval steps, a chart, the compute. Ctrl-C stops it between two steps."""
     start = adam['step']
-    losses, means, vals = [], [], []  # per step; the mean of the last 100; (step, held-out)
+    losses, means, vals = [], [], []  # per step; mean of last 100; (step, val)
     flops = tokens = eval_time = 0
     warned = False  # that the loss diverges: once
     eval_set = spread(val_docs, eval_iters)
     n = min(workers, batch_size) if 'fork' in multiprocessing.get_all_start_methods() else 1
     started = shown = time.time()
     step = start - 1
+
     with stop_requests() as asks, resting_collector(), worker_pool(n):
         for step, loss, batch in train(train_docs, adam['m'], adam['v'], start):
             adam['step'] = step + 1
@@ -558,6 +555,7 @@ def run_training(train_docs, val_docs, adam):
             tokens += sum(len(t) - 1 for t in batch)
             losses.append(loss)
             means.append(sum(losses[-100:]) / len(losses[-100:]))
+
             if means[-1] > 1.5 * math.log(vocab_size) and not warned:
                 warned = True
                 print(f'step {step + 1}: diverges, mean loss {fmt(means[-1])} > 1.5 ln('
@@ -569,6 +567,7 @@ def run_training(train_docs, val_docs, adam):
                 vals.append((step + 1, evaluate(eval_set)))
                 eval_time += time.time() - clock
             last = last or bool(asks)  # a stop asked for in the evaluation
+
             if last or (step + 1) % max(1, num_steps // 10) == 0 or time.time() - shown > 5:
                 shown = time.time()
                 ms = (shown - started) * 1000 / (step + 1 - start)
@@ -579,6 +578,7 @@ def run_training(train_docs, val_docs, adam):
             if asks:
                 print(f'stopped by {asks[0]} at step {step + 1}')
                 break
+
     if not all(math.isfinite(p.data) for p in params):
         fail(f'the weights became nan or inf at step {step + 1}: lower --learning_rate', 1)
     if len(means) > 1:
@@ -623,21 +623,21 @@ def final_losses(train_docs, val_docs):  # on up to eval_docs of each side
         return {}
     print(f'evaluating {len(held_out)} held-out docs and as many train docs ...', flush=True)
     val_loss = evaluate(held_out)
-    train_loss = evaluate(train_docs[:len(held_out)])  # shuffled: a fair subset already
+    train_loss = evaluate(train_docs[:len(held_out)])  # shuffled: fair already
     bits = bits_per_char(val_loss, held_out)
     print(f'val loss {fmt(val_loss)} ({bits:.3f} bits/char) | train loss {fmt(train_loss)}')
     return {'val_loss': val_loss, 'train_loss': train_loss, 'val_bits_per_char': bits}
 
-def samples(train_docs, val_docs):  # num_samples new docs, and how many copy a real one
+def samples(train_docs, val_docs):  # new docs; how many copy a real one
     random.seed(seed)  # so the samples depend only on the weights and the seed
     docs = [sample() for _ in range(num_samples)]
     for i, doc in enumerate(docs, 1):
-        cut = '…' if len(encode(doc)) > block_size else ''  # no end drawn: cut at the context
+        cut = '…' if len(encode(doc)) > block_size else ''  # cut at the context
         print(f'sample {i:2d}: {doc + cut if doc else "(empty)"}')
     train_set, val_set = set(train_docs), set(val_docs)
     copies = sum(doc in train_set for doc in docs)
-    held = sum(doc in val_set for doc in docs)  # real docs, but never trained on
-    if docs:  # a model that only generalises copies each side in proportion to its size
+    held = sum(doc in val_set for doc in docs)  # real, never trained on
+    if docs:  # a model that generalises copies each side as its size
         print(f'{len(set(docs))} distinct | {copies} are train docs, {held} held-out docs; '
               f'without memorising, expect {copies * len(val_set) / len(train_set):.1f} '
               f'held-out for {copies} train')
@@ -659,6 +659,7 @@ def explain(text):
     sd = float_weights()
     keys, values = empty_cache()
     rows = []
+
     for pos_id in range(len(tokens) - 1):
         token_id, target_id = tokens[pos_id], tokens[pos_id + 1]
         attention = []  # each head's weights, layer by layer
@@ -681,14 +682,14 @@ def explain(text):
 # ======== The guard rails: a learner may stop here. Flags, files, the command line ========
 # --- errors: one class, one line: what is wrong and what to do ---------------
 class MicrogptError(Exception):
-    def __init__(self, message, code=2):  # exit code: 2 bad settings or input, 1 a run gone wrong
+    def __init__(self, message, code=2):  # exit 2: bad settings or input; 1: a run gone wrong
         super().__init__(message)
         self.code = code
 
-def fail(message, code=2):  # from None: the message says it all, with no chained traceback
+def fail(message, code=2):  # from None: the message says it all, no chained traceback
     raise MicrogptError(message, code) from None
 
-# --- settings: the flags, and one check for flags, notebook cells and model files
+# --- settings: the flags; one check for flags, notebook cells, model files
 FLAGS = {  # every flag, by part: a setting, or --explain=TEXT
     'Part 1, the GPT': 'n_layer n_embd n_head block_size num_steps batch_size '
                        'learning_rate beta1 beta2 eps init_std temperature prompt seed',
@@ -711,7 +712,7 @@ def reset_settings():  # every setting back to its default in this file
     globals().update(DEFAULTS)
 
 @contextlib.contextmanager
-def all_or_nothing():  # if the block fails, every setting and the model are as they were
+def all_or_nothing():  # if the block fails, settings and model are as they were
     before = dict(globals())
     try:
         yield
@@ -746,7 +747,8 @@ def configure(argv):  # checks, then sets, the flags: {name: value}; they stay s
     s = {**settings(), **given}
     s.pop('explain', None)
     check_settings(s, shape=not (s['load'] or s['resume']))  # else the file's: load_model()
-    globals().update({k: v for k, v in given.items() if k not in ('save', 'load', 'resume', 'explain')})
+    run_only = ('save', 'load', 'resume', 'explain')  # main() reads these from given
+    globals().update({k: v for k, v in given.items() if k not in run_only})
     return given
 
 def check_settings(s, where='', shape=True):  # s: {name: value}; stops at the first bad one

@@ -24,9 +24,11 @@ DEFAULTS = m.settings()  # as imported, before any test changed a setting
 
 
 def reset():
-    """Every setting back to its default, and no worker pool: what a fresh import has."""
-    for name, value in DEFAULTS.items():
-        setattr(m, name, value)
+    """Every setting back to its default, character tokens, and no worker pool: what a fresh
+    import has (settings through microgpt's own reset_settings(), checked against DEFAULTS)."""
+    m.reset_settings()
+    assert m.settings() == DEFAULTS
+    m.merges = {}
     m.pool.clear()
 
 
@@ -53,6 +55,7 @@ def tiny_model(*argv, vocab='abcdefghijklmnopqrstuvwxyz', seed=0):
     m.configure(TINY + list(argv))
     random.seed(seed)
     m.use_vocab(sorted(set(vocab)))
+    m.use_merges([])
     m.use_weights()
 
 
