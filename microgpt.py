@@ -470,13 +470,13 @@ def bits_per_char(loss, docs):  # loss per token -> bits per character
 def quantize(mat):  # rows of floats -> rows of [scale, base64 of signed bytes]
     rows = []
     for row in mat:
-        scale = max(map(abs, row)) / 127 or 1.0  # the largest: +-127
+        scale = max(max(map(abs, row)) / 127, sys.float_info.min)  # the largest: +-127
         q = array.array('b', [round(x / scale) for x in row])
         rows.append([scale, base64.b64encode(q.tobytes()).decode('ascii')])
     return rows
 
 def dequantize(rows):  # -> floats, each within scale / 2 of its weight
-    return [[float(scale) * q for q in array.array('b', base64.b64decode(text, validate=True))]
+    return [[scale * q for q in array.array('b', base64.b64decode(text, validate=True))]
             for scale, text in rows]
 # ============================ Part 4: running it =============================
 # main() first: the run in order, then what it shows. Past the next ruler
@@ -632,7 +632,7 @@ def samples(train_docs, val_docs):  # new docs; how many copy a real one
     random.seed(seed)  # so the samples depend only on the weights and the seed
     docs = [sample() for _ in range(num_samples)]
     for i, doc in enumerate(docs, 1):
-        cut = '…' if len(encode(doc)) > block_size else ''  # cut at the context
+        cut = '…' if len(encode(doc)) > block_size + 1 else ''  # cut (with merges: about)
         print(f'sample {i:2d}: {doc + cut if doc else "(empty)"}')
     train_set, val_set = set(train_docs), set(val_docs)
     copies = sum(doc in train_set for doc in docs)
@@ -816,6 +816,8 @@ def setup(argv):  # -> what main() needs; a failure changes no setting and no mo
     check_known(given.get('explain', ''), '--explain')
     check_known(''.join(train_docs + val_docs), 'the input file')
     save_to = given.get('save', save) or resuming  # a resumed run saves back to its file
+    if int8 and save_to == resuming:
+        fail(f'--int8 would replace the training state in {resuming}: --save=ANOTHER.json')
     if save_to:
         check_save_path(save_to)
 
@@ -908,8 +910,9 @@ def load_model(path, given, resuming):
             len(set(vocab)) != len(vocab)):
         fail(f'{bad} its chars must be distinct single characters')
     if type(pairs) is not list or not all(type(p) is list and len(p) == 2 and all(
-            type(t) is int and 0 <= t < len(vocab) + k for t in p) for k, p in enumerate(pairs)):
-        fail(f'{bad} its merges must be pairs of earlier token ids')
+            type(t) is int and 0 <= t < len(vocab) + k for t in p) for k, p in enumerate(pairs)) or (
+            len(set(map(tuple, pairs))) < len(pairs)):
+        fail(f'{bad} its merges must be distinct pairs of earlier token ids')
     if type(training) is not dict:
         fail(f'{path!r} holds no training state (8-bit, or saved by an older microgpt): '
              f'--load starts a new schedule from its weights')
@@ -928,9 +931,11 @@ def load_model(path, given, resuming):
     weights = blob.get('state_dict')
     if type(weights) is not dict or set(weights) != set(shapes()):
         fail(f'{bad} not the matrices of its config')
-    try:  # float(scale): a scale that is a text or a list cannot repeat itself
+    try:  # 8-bit rows are [scale, text]; a scale that is not a float could repeat a text
+        if blob.get('int8') and any(type(row[0]) is not float for w in weights.values() for row in w):
+            raise TypeError
         weights = {k: dequantize(w) for k, w in weights.items()} if blob.get('int8') else weights
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, IndexError, KeyError):
         fail(f'{bad} its 8-bit rows need a scale and base64 text each')
     use_weights({k: numbers(weights[k], size, f'{bad} {k}') for k, size in shapes().items()})
     if not all(map(math.isfinite, gpt(BOS, 0, *empty_cache(), float_weights()))):
