@@ -573,7 +573,7 @@ def run_training(train_docs, val_docs, adam):
                 ms = (shown - started) * 1000 / (step + 1 - start)
                 held = f' | val {fmt(vals[-1][1])}' if vals else ''
                 print(f'step {step + 1:5d}/{num_steps} | loss {fmt(loss)} | mean '
-                      f'{fmt(means[-1])}{held} | {ms:.1f} ms | eta '
+                      f'{fmt(means[-1])}{held} | {ms:.{1 if ms < 100 else 0}f} ms | eta '
                       f'{ms * (num_steps - step - 1) / 1000:.0f}s', flush=True)
             if asks:
                 print(f'stopped by {asks[0]} at step {step + 1}')
@@ -587,9 +587,10 @@ def run_training(train_docs, val_docs, adam):
         print(f'{"":12}· train loss, mean of the last 100 steps{held}')
     seconds = time.time() - started - eval_time
     epochs = (step + 1 - start) * batch_size / len(train_docs)
-    if flops:
-        print(f'compute: {flops:.3g} FLOPs in {seconds:.1f} s = {flops / seconds:.3g} FLOP/s '
-              f'| {tokens} tokens predicted | {epochs:.3g} epochs')
+    if flops:  # a run within one tick of the clock took 0 s
+        rate = f' = {flops / seconds:.3g} FLOP/s' if seconds > 0 else ''
+        print(f'compute: {flops:.3g} FLOPs in {seconds:.1f} s{rate} | {tokens} tokens | '
+              f'{epochs:.3g} epochs')
     return {'losses': losses, 'vals': vals, 'flops': flops, 'seconds': seconds,
             'tokens': tokens, 'epochs': epochs}
 
@@ -740,9 +741,12 @@ def configure(argv):  # checks, then sets, the flags: {name: value}; they stay s
             value = argv[i + 1] if argv[i + 1:] and argv[i + 1][:2] != '--' else 'VALUE'
             fail(f'--{name} needs "=" before its value: write --{name}={shlex.quote(value)}')
         text = text if has_value else 'true'  # a bare switch turns it on
-        try:  # numbers and switches as JSON: 32, 0.01, true, null; check_settings checks them
-            given[name] = text if kind is str else json.loads(text.lower().replace('none', 'null'))
-        except ValueError:
+        word = text.lower()
+        words = {'true': True, 'false': False, 'none': None}  # switches; init_std's None
+        try:  # check_settings, below, checks every value's kind and range
+            given[name] = text if kind is str else words[word] if kind is bool or (
+                word in words) else kind(text)
+        except (ValueError, KeyError):
             fail(f'--{name} takes {WORDS[kind]}, not {text!r}')
     s = {**settings(), **given}
     s.pop('explain', None)
@@ -929,7 +933,8 @@ def load_model(path, given, resuming):
     use_vocab(vocab)
     use_merges(pairs)
     weights = blob.get('state_dict')
-    if type(weights) is not dict or set(weights) != set(shapes()):
+    if type(weights) is not dict or len(weights) != 3 + 6 * n_layer or (
+            set(weights) != set(shapes())):  # counted first: n_layer may be huge
         fail(f'{bad} not the matrices of its config')
     try:  # 8-bit rows are [scale, text]; a scale that is not a float could repeat a text
         if blob.get('int8') and any(type(row[0]) is not float for w in weights.values() for row in w):

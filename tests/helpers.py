@@ -178,3 +178,56 @@ class InTempDir(Case):
         with open(path, 'wb') as f:
             f.write(content if isinstance(content, bytes) else content.encode('utf-8'))
         return path
+
+
+def command_line(*argv):
+    """microgpt's command_line(argv), what `python microgpt.py` runs, in this process: the exit
+    code (0, or SystemExit's), stdout and stderr."""
+    out, err, code = io.StringIO(), io.StringIO(), 0
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            m.command_line(list(argv))
+        except SystemExit as e:
+            code = e.code
+    return code, out.getvalue(), err.getvalue()
+
+
+def run_interrupted(*args, cwd=ROOT, after='step ', timeout=120):
+    """Run microgpt.py as a user would, and press Ctrl-C (SIGINT to it) as soon as a line of its
+    output starts with after. Returns (exit code, stdout, stderr); the process never outlives it."""
+    import signal, threading
+    p = subprocess.Popen([sys.executable, SCRIPT, *args], cwd=cwd, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True)
+    timer = threading.Timer(timeout, p.kill)  # a hang becomes a failure, not a stuck suite
+    timer.start()
+    try:
+        lines = []
+        for line in p.stdout:
+            lines.append(line)
+            if line.startswith(after):
+                p.send_signal(signal.SIGINT)
+                break
+        out = ''.join(lines) + p.stdout.read()
+        err = p.stderr.read()
+        return p.wait(), out, err
+    finally:
+        timer.cancel()
+        if p.poll() is None:
+            p.kill()
+        p.wait()
+        p.stdout.close()
+        p.stderr.close()
+
+
+def weights_diff(a, b):
+    """The largest |x - y| over two nested dicts and lists of numbers (weights, Adam's m and
+    v); inf if their shapes differ."""
+    if isinstance(a, dict) or isinstance(b, dict):
+        if not (isinstance(a, dict) and isinstance(b, dict)) or set(a) != set(b):
+            return math.inf
+        return max((weights_diff(a[k], b[k]) for k in a), default=0.0)
+    if isinstance(a, list) or isinstance(b, list):
+        if not (isinstance(a, list) and isinstance(b, list)) or len(a) != len(b):
+            return math.inf
+        return max((weights_diff(x, y) for x, y in zip(a, b)), default=0.0)
+    return abs(a - b)
