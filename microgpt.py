@@ -387,6 +387,10 @@ def loss_and_grads(tokens):  # one doc's loss and every gradient (then 0)
 def rel_diff(a, b):  # the largest |a_i - b_i|, relative to the largest |b_i|
     return max(abs(x - y) for x, y in zip(a, b)) / (max(map(abs, b)) or 1.0)
 
+def float_loss(tokens):  # Part 1's mean loss of a document, on plain floats: no graph
+    losses = doc_losses(tokens, float_weights())
+    return sum(losses) / len(losses)
+
 def self_check(doc, val_docs, n_fd=20, h=1e-6):
     """-> ({what: relative difference} of Part 2's loss, gradients and held-out loss from
     Part 1's as written; that of backprop's gradients from central finite differences;
@@ -407,9 +411,9 @@ def self_check(doc, val_docs, n_fd=20, h=1e-6):
     for i in moved:  # d loss / d w ~ (loss(w + h) - loss(w - h)) / 2h
         w = params[i].data
         params[i].data = w + h
-        up = evaluate([doc])  # in plain floats: a document's mean loss
+        up = float_loss(tokens)
         params[i].data = w - h
-        fd.append((up - evaluate([doc])) / (2 * h))
+        fd.append((up - float_loss(tokens)) / (2 * h))
         params[i].data = w
     return diffs, rel_diff(fd, [grads[i] for i in moved]), len(moved)
 
@@ -519,8 +523,8 @@ def prove_part2(train_docs, val_docs):  # before training: see self_check()
     diffs, fd, n = self_check(train_docs[0], sorted(spread(val_docs, 10), key=len)[:2])
     worst = max(diffs, key=diffs.get)
     if diffs[worst] > 1e-9:
-        fail(f"Part 2's {worst} is {diffs[worst]:.1e} from Part 1's (relative; 1e-9 allowed): "
-             f'Part 1 was probably edited. --part2=False trains with Part 1 as written')
+        fail(f'Part 2 and Part 1 differ in the {worst} by {diffs[worst]:.1e} (relative; 1e-9 '
+             f'allowed): Part 1 was probably edited; --part2=False trains with it as written')
     print(f'check: Part 2 equals Part 1 to {diffs[worst]:.0e}, backprop equals finite '
           f'differences to {fd:.0e} on {n} weights' + ('' if fd < 1e-5 else ': not the chain rule'))
 
@@ -843,8 +847,8 @@ def read_text(path):  # the text of a UTF-8 file; one too big is a MemoryError
 def check_known(text, what):  # the model has a token for each character of text
     unknown = ''.join(sorted(set(text) - set(chars)))
     if unknown:
-        fail(f'the model does not know these characters of {what}: {unknown[:20]!r}. A model '
-             f'keeps the characters it was made with: train one on a text that has them')
+        fail(f'the model does not know these characters of {what}: {unknown[:20]!r}; it knows '
+             f'only {"".join(c for c in chars if len(c) == 1)[:60]!r}, those it was made with')
 
 def check_save_path(path):  # before any work: a save that would fail, or destroy a file, fails
     try:

@@ -1,5 +1,6 @@
 """Part 1 of microgpt.py, the GPT: data and tokenizer, autograd, model, loss, Adam and its
-schedule, training, evaluation and sampling; and Part 1 cut from the file, running on its own.
+schedule, training, evaluation and sampling; and Part 1 cut from the file, running on its own,
+and each part reading only names defined before it.
 
 Every check is against something that shares no code with what it tests: central finite
 differences, a closed form, published numbers, helpers.reference_logits (the same GPT written
@@ -9,7 +10,7 @@ interpreter, started by setUpModule so that it runs beside the other tests.
 
     python -m unittest discover -s tests -p 'test_1*' -v
 """
-import builtins, json, math, os, random, re, subprocess, symtable, sys, zlib
+import builtins, json, math, os, random, re, subprocess, symtable, sys, unittest, zlib
 from unittest import mock
 
 from tests.helpers import (Case, ROOT, SCRIPT, FD_STEP, FD_TOL, EXACT_TOL, WORDS, m, report,
@@ -52,12 +53,20 @@ def tiny(*argv, vocab='abcdefghijklmnopqrstuvwxyz', seed=0):
     m.use_weights()
 
 
+def source_before(ruler):
+    """microgpt.py up to the line that starts a ruler: 'Part 2', 'Part 3', 'Part 4' or 'The guard
+    rails'; None: the whole file."""
+    lines = slurp(SCRIPT, 'r').splitlines(keepends=True)
+    if ruler is None:
+        return ''.join(lines)
+    cut = [i for i, line in enumerate(lines) if re.match(rf'# =+ {ruler}\b', line)]
+    assert len(cut) == 1, f'one {ruler} ruler'
+    return ''.join(lines[:cut[0]])
+
+
 def part1_source():
     """microgpt.py up to the line that starts the Part 2 ruler."""
-    lines = slurp(SCRIPT, 'r').splitlines(keepends=True)
-    cut = [i for i, line in enumerate(lines) if re.match(r'# =+ Part 2', line)]
-    assert len(cut) == 1, 'one Part 2 ruler'
-    return ''.join(lines[:cut[0]])
+    return source_before('Part 2')
 
 
 class Part1Case(Case):
@@ -296,6 +305,28 @@ class ValueOps(Part1Case):
         (x * x).backward()
         self.assertEqual(x.grad, 3.0)  # d(x^2)/dx = 2x
 
+    def test_relu_gradient_at_0_is_0(self):
+        """relu has no derivative at 0; micrograd and PyTorch use 0 there (the check above steps
+        around it). Value.relu, relu() on a Value, and both inside a graph: by hand."""
+        for x, value, grad in ((-1e-300, 0.0, 0.0), (-0.0, 0.0, 0.0), (0.0, 0.0, 0.0),
+                               (1e-300, 1e-300, 1.0), (2.0, 2.0, 1.0)):
+            for relu in (m.Value.relu, m.relu):
+                v = m.Value(x)
+                out = relu(v)
+                out.backward()
+                self.assertEqual((out.data, v.grad), (value, grad), (relu, x))
+            self.assertEqual(m.relu(x), value)  # on a float
+        # f(a) = relu(3a) + 2 relu(relu(a)) + a at a = 0, where every relu meets its kink:
+        # df/da = 0 + 0 + 1
+        a = m.Value(0.0)
+        f = m.relu(a * 3) + m.relu(a).relu() * 2 + a
+        f.backward()
+        self.assertEqual((f.data, a.grad), (0.0, 1.0))
+        b = m.Value(1.0)  # and at b = 1, where both are open: 3 + 2 + 1
+        g = m.relu(b * 3) + m.relu(b).relu() * 2 + b
+        g.backward()
+        self.assertEqual((g.data, b.grad), (6.0, 6.0))
+
 
 class Backward(Part1Case):
     """backward(): no recursion limit, the numbers of a worked example, a graph by hand."""
@@ -342,6 +373,26 @@ class Backward(Part1Case):
         report('x*y + exp(x): value and gradients vs by hand', diff, EXACT_TOL)
         self.assertLessEqual(diff, EXACT_TOL)
 
+    def test_a_used_up_graph_raises(self):
+        """b and c are both a * a, recorded before b.backward() uses up the tape: c.backward()
+        then raises RuntimeError, as PyTorch does, and leaves a.grad alone (no silent 6.0 from
+        a lone c.grad = 1 that reaches nothing). c computed afresh adds its 2a = 6: 12."""
+        a = m.Value(3.0)
+        b = a * a
+        c = a * a
+        b.backward()
+        self.assertEqual(a.grad, 2 * 3.0)  # d(a^2)/da = 2a
+        with self.assertRaises(RuntimeError) as cm:
+            c.backward()
+        self.assertIn('compute the loss again', str(cm.exception))
+        self.assertEqual(a.grad, 6.0)  # the failed call added nothing
+        c = a * a  # afresh
+        c.backward()
+        self.assertEqual(a.grad, 2 * 3.0 + 2 * 3.0)  # gradients add up: 6 + 6
+        self.assertEqual(m.tape, [])
+        leaf = m.Value(2.0)  # a leaf has no graph to use up: its gradient is 1, no error
+        leaf.backward()
+        self.assertEqual(leaf.grad, 1.0)
 
 # --- model -------------------------------------------------------------------------------------
 
@@ -440,6 +491,59 @@ class SoftmaxAndRmsnorm(Part1Case):
                 worst = max([worst] + [abs(a - b) for a, b in zip(y, exact)])
                 self.assertAlmostEqual(sum(v * v for v in y) / n, 1.0, delta=1e-5)
         report('rmsnorm vs x / sqrt(mean(x^2) + 1e-5)', worst, EXACT_TOL)
+        self.assertLessEqual(worst, EXACT_TOL)
+
+    def test_softmax_where_logits_tie(self):
+        """softmax subtracts max(logits), a float: where two logits tie for the max it has no
+        derivative, but the shift cancels, so the gradient is p_i (1[i = j] - p_j) there as
+        anywhere. Checked by that closed form at exact ties (where p = 1/n), and by central
+        differences where the max changes inside the differences' step (a tie 1e-7 apart)."""
+        cases = [[0.0] * 3, [5.0] * 4, [-300.0] * 2, [2.0, 2.0, 0.0, -1.0],
+                 [2.0, 2.0 + 1e-7, 0.0], [1.0 - 1e-7, 1.0, 1.0 + 1e-7]]
+        worst_closed = worst_fd = 0.0
+        for fused in (False, True):
+            m.fused = fused
+            for logits in cases:
+                n = len(logits)
+                p = softmax(logits)
+                if len(set(logits)) == 1:
+                    worst_closed = max([worst_closed] + [abs(q - 1 / n) for q in p])
+                for i in range(n):
+                    xs = [m.Value(x) for x in logits]
+                    out = m.softmax(xs)[i]
+                    out.backward()
+                    closed = [p[i] * ((i == j) - p[j]) for j in range(n)]
+                    worst_closed = max([worst_closed, abs(out.data - p[i])] +
+                                       [abs(x.grad - g) for x, g in zip(xs, closed)])
+                    for j in range(n):
+                        up, down = list(logits), list(logits)
+                        up[j] += FD_STEP
+                        down[j] -= FD_STEP
+                        numeric = (softmax(up)[i] - softmax(down)[i]) / (2 * FD_STEP)
+                        worst_fd = max(worst_fd, abs(xs[j].grad - numeric))
+        report('softmax at ties: value and gradient vs p_i (1[i=j] - p_j)', worst_closed,
+               EXACT_TOL)
+        report('softmax at ties: gradient vs finite differences', worst_fd, FD_TOL)
+        self.assertLessEqual(worst_closed, EXACT_TOL)
+        self.assertLessEqual(worst_fd, FD_TOL)
+
+    def test_rmsnorm_of_zeros_is_finite(self):
+        """At x = 0 the mean square is 0, and the 1e-5 keeps the scale finite: s = 1e-5 ** -0.5.
+        Its derivative is then s on the diagonal and 0 elsewhere (each term of d s / d x_j
+        carries an x): d sum(w_i y_i) / d x_j = s w_j."""
+        s = 1e-5 ** -0.5
+        w = [1.0, -2.0, 0.5, 3.0]
+        worst = 0.0
+        for fused in (False, True):
+            m.fused = fused
+            xs = [m.Value(0.0) for _ in w]
+            y = m.rmsnorm(xs)
+            self.assertEqual([v.data for v in y], [0.0] * len(w))
+            sum(yi * wi for yi, wi in zip(y, w)).backward()
+            self.assertTrue(all(math.isfinite(x.grad) for x in xs))
+            worst = max([worst] + [abs(x.grad - s * wj) / s for x, wj in zip(xs, w)])
+        self.assertEqual(m.rmsnorm([0.0] * 4), [0.0] * 4)  # on floats
+        report('rmsnorm at 0: gradient vs 1e-5 ** -0.5 * w (relative)', worst, EXACT_TOL)
         self.assertLessEqual(worst, EXACT_TOL)
 
 
@@ -612,6 +716,41 @@ class Loss(Part1Case):
                 self.assertAlmostEqual(loss, 2000.0, delta=EXACT_TOL)
                 self.assertAlmostEqual(m.data(m.cross_entropy(xs, 0)), 0.0, delta=EXACT_TOL)
 
+    def test_cross_entropy_where_logits_tie(self):
+        """cross_entropy also shifts by a max that has no derivative at a tie. n equal logits:
+        the loss is ln n and its gradient p - onehot = 1/n - 1[j = target]; ties for the max
+        with other logits below: p - onehot with p computed here; and where the max changes
+        inside the differences' step, central differences agree."""
+        cases = [([0.0] * 3, 1), ([7.0] * 5, 4), ([2.0, 2.0, 0.0, -1.0], 0),
+                 ([2.0, 2.0, 0.0, -1.0], 2), ([2.0, 2.0 + 1e-7, 0.0], 1)]
+
+        def loss_of(logits, target):  # -log softmax(logits)[target], by the test's softmax
+            return -math.log(softmax(logits)[target])
+        worst_closed = worst_fd = 0.0
+        for fused in (False, True):
+            m.fused = fused
+            for logits, target in cases:
+                n = len(logits)
+                xs = [m.Value(x) for x in logits]
+                loss = m.cross_entropy(xs, target)
+                loss.backward()
+                p = [1 / n] * n if len(set(logits)) == 1 else softmax(logits)
+                exact = math.log(n) if len(set(logits)) == 1 else loss_of(logits, target)
+                closed = [q - (j == target) for j, q in enumerate(p)]
+                worst_closed = max([worst_closed, abs(loss.data - exact)] +
+                                   [abs(x.grad - g) for x, g in zip(xs, closed)])
+                for j in range(n):
+                    up, down = list(logits), list(logits)
+                    up[j] += FD_STEP
+                    down[j] -= FD_STEP
+                    numeric = (loss_of(up, target) - loss_of(down, target)) / (2 * FD_STEP)
+                    worst_fd = max(worst_fd, abs(xs[j].grad - numeric))
+        report('cross_entropy at ties: loss and gradient vs ln n, p - onehot', worst_closed,
+               EXACT_TOL)
+        report('cross_entropy at ties: gradient vs finite differences', worst_fd, FD_TOL)
+        self.assertLessEqual(worst_closed, EXACT_TOL)
+        self.assertLessEqual(worst_fd, FD_TOL)
+
     def test_window(self):
         tiny('--block_size=4')
         tokens = m.encode('abcdefghij')  # 12 tokens; a window is 5 of them, from offsets 0..7
@@ -676,8 +815,8 @@ class Adam(Part1Case):
         tiny_model('--num_steps=10', '--learning_rate=0.02', vocab=''.join(WORDS))
         record = []
         with adam_spy(record):
-            steps = [step for step, _ in m.train(WORDS, [0.0] * len(m.params),
-                                                 [0.0] * len(m.params))]
+            steps = [step for step, _, _ in m.train(WORDS, [0.0] * len(m.params),
+                                                    [0.0] * len(m.params))]
         self.assertEqual(steps, list(range(10)))
         expected = [0.02 * (1 - s / 10) for s in range(10)]  # 0.02 at step 1, 0.002 at the last
         diff = report('learning rate vs 0.02 * (1 - step / 10)',
@@ -697,7 +836,7 @@ class Training(Part1Case):
         mm, vv = self.fresh(0, '--num_steps=150', '--learning_rate=0.02')
         m.no_grad = False  # Part 1's own evaluate()
         before = m.evaluate(WORDS)
-        losses = [loss for _, loss in m.train(WORDS * 8, mm, vv)]
+        losses = [loss for _, loss, _ in m.train(WORDS * 8, mm, vv)]
         after = m.evaluate(WORDS)
         print(f'  loss on the training words: {before:.3f} before, {after:.3f} after 150 steps')
         self.assertEqual(len(losses), 150)
@@ -708,7 +847,7 @@ class Training(Part1Case):
         """train() with batch_size=1 against the textbook loop written here: the same weights."""
         docs = ['emma', 'olivia', 'ava', 'sophia', 'mia', 'amelia']  # each fits in the context
         mm, vv = self.fresh(6, '--num_steps=6', '--fused=False')
-        losses = [loss for _, loss in m.train(docs, mm, vv)]
+        losses = [loss for _, loss, _ in m.train(docs, mm, vv)]
         trained = weights()
         mm, vv = self.fresh(6, '--num_steps=6', '--fused=False')
         by_hand = []
@@ -745,19 +884,43 @@ class Training(Part1Case):
         """Six steps at once, and three then three more from start=3 with the same m and v."""
         docs = WORDS[:4]
         mm, vv = self.fresh(8, '--num_steps=6', '--batch_size=2')
-        whole = [loss for _, loss in m.train(docs, mm, vv)]
+        whole = [loss for _, loss, _ in m.train(docs, mm, vv)]
         once = weights()
         mm, vv = self.fresh(8, '--num_steps=6', '--batch_size=2')
         parts = []
-        for step, loss in m.train(docs, mm, vv):
+        for step, loss, _ in m.train(docs, mm, vv):
             parts.append(loss)
             if step == 2:
                 break
-        parts += [loss for _, loss in m.train(docs, mm, vv, start=3)]
+        parts += [loss for _, loss, _ in m.train(docs, mm, vv, start=3)]
         report('6 steps at once vs 3, then 3 from start=3: weights', weight_diff(weights(), once),
                SAME)
         self.assertEqual(parts, whole)
         self.assertEqual(weights(), once)
+
+    def test_yields_the_batch_it_trained_on(self):
+        """Each step yields its batch: the documents in turn, batch_size of them, a long one
+        as a window of block_size + 1 of its tokens; and the loss it yields is the reference
+        model's mean loss on that batch, with the weights the step started from."""
+        docs = ['emma', 'elizabeth', 'ava', 'abigail', 'scarlett']  # 2 longer than the context
+        mm, vv = self.fresh(9, '--num_steps=4', '--batch_size=2')
+        start = weights()
+        seen = 0
+        for step, loss, batch in m.train(docs, mm, vv):
+            self.assertEqual(len(batch), 2)
+            for j, tokens in enumerate(batch):
+                whole = m.encode(docs[(2 * step + j) % len(docs)])
+                self.assertEqual(len(tokens), min(len(whole), m.block_size + 1))
+                self.assertTrue(any(whole[k:k + len(tokens)] == tokens for k in range(len(whole))))
+                seen += len(whole) > len(tokens)
+            expected = sum(sum(ls) / len(ls) for ls in (reference_losses(start, t)
+                                                        for t in batch)) / len(batch)
+            diff = report(f'step {step + 1}: loss vs the reference on the batch it yields',
+                          abs(loss - expected), EXACT_TOL)
+            self.assertLessEqual(diff, EXACT_TOL)
+            start = weights()  # after the step's update: where the next one starts
+        self.assertEqual(step, 3)
+        self.assertGreater(seen, 1)  # windows were cut
 
 
 # --- evaluation --------------------------------------------------------------------------------
@@ -770,16 +933,17 @@ class Evaluation(Part1Case):
         docs = WORDS[:8] + ['a', 'elizabeth']  # short, and longer than the context: cut
         losses = [loss for doc in docs for loss in reference_losses(weights(), m.encode(doc))]
         self.assertEqual(len(losses), sum(min(m.block_size, len(doc) + 1) for doc in docs))
-        for prefix_cache, no_grad, fused in ((True, True, True), (False, True, True),
-                                             (False, False, False), (False, False, True)):
-            m.prefix_cache, m.no_grad, m.fused = prefix_cache, no_grad, fused
-            done = []
-            got = m.evaluate(docs, lambda i, n: done.append((i, n)))
-            diff = abs(got - sum(losses) / len(losses))
-            report(f'evaluate() vs reference, prefix_cache={prefix_cache} no_grad={no_grad} '
-                   f'fused={fused}', diff, EXACT_TOL)
+        for part2, prefix_cache, no_grad, fused in ((True, True, True, True),
+                                                    (True, False, True, True),
+                                                    (True, False, False, False),
+                                                    (True, False, False, True),
+                                                    (False, True, True, True)):  # Part 1's
+            m.part2, m.prefix_cache, m.no_grad, m.fused = part2, prefix_cache, no_grad, fused
+            diff = abs(m.evaluate(docs) - sum(losses) / len(losses))
+            report(f'evaluate() vs reference, part2={part2} prefix_cache={prefix_cache} '
+                   f'no_grad={no_grad} fused={fused}', diff, EXACT_TOL)
             self.assertLessEqual(diff, EXACT_TOL)
-            self.assertEqual(done, [(i, len(docs)) for i in range(1, len(docs) + 1)])
+            self.assertEqual(m.tape, [])
 
     def test_no_graph_is_left_on_the_tape(self):
         tiny_model(vocab=''.join(WORDS))
@@ -838,6 +1002,53 @@ class Sampling(Part1Case):
         with mock.patch.object(m, 'gpt', gpt):
             self.assertEqual(m.sample(), 'cabee')
         self.assertEqual(fed, m.encode('cabee')[:-1])  # BOS, the prompt, then its own choices
+
+    def test_the_prompt_goes_through_encode(self):
+        """The real gpt(), watched: it reads BOS and the prompt's ids, at positions 0, 1, ...
+        With character tokens, the ids are the characters' places in the vocabulary; with a
+        merge of 'a' and 'b' (Part 3's encode), 'ab' is read as one token: the new id, 26."""
+        letters = 'abcdefghijklmnopqrstuvwxyz'
+        for merged in (False, True):
+            tiny_model('--prompt=cab', seed=3)
+            if merged:
+                m.use_merges([(letters.index('a'), letters.index('b'))])
+                m.use_weights()
+            expected = [m.BOS] + ([2, 26] if merged else [letters.index(c) for c in 'cab'])
+            for part2 in (True, False):
+                m.part2 = part2
+                random.seed(1)
+                with mock.patch.object(m, 'gpt', wraps=m.gpt) as gpt:
+                    text = m.sample()
+                read = [(c.args[0], c.args[1]) for c in gpt.call_args_list]
+                self.assertEqual(read[:len(expected)], list(zip(expected, range(len(expected)))),
+                                 f'merged={merged} part2={part2}')
+                self.assertEqual([pos for _, pos in read], list(range(len(read))))
+                self.assertTrue(text.startswith('cab'), text)
+                self.assertEqual(m.tape, [])
+        self.assertEqual(m.BOS, 27)  # 26 letters, 'ab', then BOS
+
+    def test_a_prompt_one_shorter_than_the_context(self):
+        """A prompt of block_size - 1 characters (the longest allowed): the model reads BOS and
+        the prompt, block_size positions, draws one token there and stops: prompt + 1 character
+        (or the prompt alone if it draws BOS), never a position past the context."""
+        prompt = 'abcdefg'
+        tiny_model(f'--prompt={prompt}')
+        self.assertEqual(len(prompt), m.block_size - 1)
+        gpt, fed = self.stub(lambda pos: 'z')
+        with mock.patch.object(m, 'gpt', gpt):
+            self.assertEqual(m.sample(), prompt + 'z')
+        self.assertEqual(fed, m.encode(prompt)[:-1])  # block_size tokens read
+        gpt, fed = self.stub(lambda pos: None)
+        with mock.patch.object(m, 'gpt', gpt):
+            self.assertEqual(m.sample(), prompt)
+        for part2 in (True, False):  # the real model, on floats and on Values
+            m.part2 = part2
+            random.seed(2)
+            with mock.patch.object(m, 'gpt', wraps=m.gpt) as real:
+                text = m.sample()
+            self.assertEqual([c.args[1] for c in real.call_args_list], list(range(m.block_size)))
+            self.assertIn(text[len(prompt):], [''] + list('abcdefghijklmnopqrstuvwxyz'))
+            self.assertTrue(text.startswith(prompt))
 
     def test_temperature_reshapes_the_distribution(self):
         """Logits (0, ln 2): probabilities 1/3, 2/3 at temperature 1, 1/5, 4/5 at 0.5."""
@@ -979,7 +1190,7 @@ use_vocab(sorted(set(''.join(train_docs + val_docs))))
 use_weights()
 num_steps = 50
 adam_m, adam_v = [0.0] * len(params), [0.0] * len(params)
-losses = [loss for _, loss in train(train_docs, adam_m, adam_v)]
+losses = [loss for _, loss, _ in train(train_docs, adam_m, adam_v)]
 random.seed(seed)
 print(_json.dumps({'losses': losses, 'names': [sample() for _ in range(5)],
                    'vocab_size': vocab_size}))
@@ -1001,7 +1212,7 @@ def tearDownModule():  # if its test did not run: stopped, and waited for
 
 class PartOneAlone(Part1Case):
     """Part 1, cut from the file at the Part 2 ruler, is a whole GPT: it trains and samples in a
-    fresh interpreter, and no function in it reads a name that only Part 2 or 3 defines."""
+    fresh interpreter; and no part reads a name that only a later part defines."""
 
     def test_part_1_alone_trains_and_samples(self):
         process = ALONE.pop() if ALONE else subprocess.Popen(
@@ -1039,10 +1250,10 @@ class PartOneAlone(Part1Case):
 
     @staticmethod
     def foreign_reads(source):
-        """{name: functions} of the global names Part 1's functions read but it does not
-        define: not assigned or imported at its top level, nor declared global and assigned in
-        one of its functions; builtins excepted."""
-        top = symtable.symtable(source, 'part1', 'exec')
+        """{name: scopes} of the global names that source reads but does not define: not
+        assigned or imported at its top level, nor declared global and assigned in one of its
+        functions; builtins excepted. Scopes: the functions that read it, or 'top'."""
+        top = symtable.symtable(source, 'top', 'exec')
         tables, i = list(top.get_children()), 0
         while i < len(tables):
             tables += tables[i].get_children()
@@ -1051,21 +1262,34 @@ class PartOneAlone(Part1Case):
         defined |= {s.get_name() for t in tables for s in t.get_symbols()
                     if s.is_declared_global() and s.is_assigned()}
         foreign = {}
-        for t in tables:
+        for t in [top] + tables:
             for s in t.get_symbols():
                 name = s.get_name()
-                if s.is_referenced() and s.is_global() and name not in defined and not hasattr(
-                        builtins, name):
+                if s.is_referenced() and (t is top or s.is_global()) and name not in defined and (
+                        not hasattr(builtins, name)):
                     foreign.setdefault(name, set()).add(t.get_name())
         return foreign
 
-    def test_part_1_reads_only_its_own_names(self):
-        source = part1_source()
-        self.assertEqual(self.foreign_reads(source), {})
-        # the check can tell: a function that reads a Part 2 switch, or calls a Part 2 function
-        bad = source + '\ndef peek():\n    return no_grad, float_weights()\n'
-        self.assertEqual(self.foreign_reads(bad), {'no_grad': {'peek'}, 'float_weights': {'peek'}})
-
+    def test_each_part_reads_only_names_defined_before_it(self):
+        """Part 1 reads no name that only Parts 2-4 or the guard rails define; Parts 1-2 none
+        that only Parts 3-4 or the guard rails define; Parts 1-3 none that only Part 4 or the
+        guard rails define; and the whole file none that it does not define. Each check can
+        tell: a function (or a top-level line) added at the cut that reads names the next parts
+        define is caught, and the same names are defined in the whole file."""
+        peeks = {'Part 2': ('no_grad', 'float_weights'), 'Part 3': ('merges', 'quantize'),
+                 'Part 4': ('fail', 'prove_part2'), None: ()}
+        whole = source_before(None)
+        for ruler, names in peeks.items():
+            source = source_before(ruler)
+            with self.subTest(before=ruler or 'the end'):
+                self.assertEqual(self.foreign_reads(source), {})
+                if not names:
+                    continue
+                bad = source + f'\ndef peek():\n    return {names[0]}\nlater = {names[1]}\n'
+                self.assertEqual(self.foreign_reads(bad), {names[0]: {'peek'}, names[1]: {'top'}})
+                self.assertEqual(self.foreign_reads(whole + bad[len(source):]), {})
+        print(f'  names read before they are defined: none, at each of the {len(peeks) - 1} cuts '
+              f'and in the whole file')
 
 if __name__ == '__main__':
     import unittest

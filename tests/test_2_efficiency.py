@@ -5,10 +5,12 @@ pass in helpers. Each prints its max difference beside its named tolerance.
 
     python -m unittest discover -s tests -v
 
-The classes follow Part 2's sections: its switches, fused nodes, plain floats and the prefix cache,
-the resting collector, data parallelism.
+The classes follow Part 2's sections: its switches (each one, and part2 for all), fused nodes, plain
+floats and the prefix cache, the resting collector, data parallelism, and the proof: self_check()
+in this process, then in runs of copies of microgpt.py with a learner's edit to Part 1 (new
+interpreters, started by setUpModule so that they run beside the other tests).
 """
-import gc, itertools, math, os, random, unittest
+import gc, itertools, math, os, random, re, subprocess, sys, tempfile, unittest
 from unittest import mock
 
 from tests.helpers import (EXACT_TOL, FD_STEP, FD_TOL, ROOT, SAME_TOL, WORDS, Case, adam_spy,
@@ -48,40 +50,51 @@ def train_spy(losses):
     real = m.train
 
     def spy(*args):
-        for step, loss in real(*args):
+        for step, loss, batch in real(*args):
             losses.append(loss)
-            yield step, loss
+            yield step, loss, batch
     return mock.patch.object(m, 'train', spy)
+
+
+def adam():
+    """Adam's state at step 0, as setup() makes it for run_training()."""
+    return {'step': 0, 'm': [0.0] * len(m.params), 'v': [0.0] * len(m.params)}
+
+
+def train(train_docs=WORDS, val_docs=VAL):
+    """run_training() of the model as it stands, quietly. Returns Adam's state after it."""
+    state = adam()
+    quiet(m.run_training, train_docs, val_docs, state)
+    return state
 
 
 # ---- the switches: with any one off, the same run -----------------------------------------------
 class EachSwitchChangesOnlyTheSpeed(Case):
-    """With each of fused, no_grad, prefix_cache and pause_gc off, one at a time, a short training
-    run, evaluate() and 3 samples give what they give with all on: to the bit where the arithmetic
-    is the same, else within SAME_TOL."""
+    """With each of fused, no_grad, prefix_cache and pause_gc off, one at a time, and with all of
+    them (part2=False), a short training run, evaluate() and 3 samples give what they give with
+    all on: to the bit where the arithmetic is the same, else within SAME_TOL."""
 
     def outcome(self, off=None):
         tiny_model('--num_steps=6', '--batch_size=2', '--workers=1', vocab=''.join(WORDS), seed=5)
         if off:
             setattr(m, off, False)
         losses, record = [], []
-        mm, vv = [0.0] * len(m.params), [0.0] * len(m.params)
         with train_spy(losses), adam_spy(record):
-            quiet(m.run_training, WORDS, VAL, mm, vv)
+            state = train()
         grads_ = [g for r in record for g in r[1]]  # every step's gradients, in one list
         weights = [p.data for p in m.params]
         val = m.evaluate(VAL + WORDS)
         random.seed(3)
         samples = [m.sample() for _ in range(3)]
-        return {'losses': losses, 'gradients': grads_, 'weights': weights, 'adam m': mm,
-                'adam v': vv, 'evaluate': [val]}, samples
+        return {'losses': losses, 'gradients': grads_, 'weights': weights, 'adam m': state['m'],
+                'adam v': state['v'], 'evaluate': [val]}, samples
 
     def test_each_switch_off(self):
         numbers, samples = self.outcome()
         self.assertEqual(len(numbers['losses']), 6)
-        for off in ('fused', 'no_grad', 'prefix_cache', 'pause_gc'):
+        for off in ('fused', 'no_grad', 'prefix_cache', 'pause_gc', 'part2'):
             numbers_off, samples_off = self.outcome(off)
-            tol = SAME_TOL if off == 'fused' else 0.0  # fused=False adds up in another order;
+            tol = SAME_TOL if off in ('fused', 'part2') else 0.0  # unfused: in another order;
             # no_grad=False: graph nodes do the same float arithmetic as the plain-float path
             for name, values in numbers.items():
                 diff = rel_diff(values, numbers_off[name])
@@ -89,6 +102,68 @@ class EachSwitchChangesOnlyTheSpeed(Case):
                 self.assertLessEqual(diff, tol, f'{off}=False: {name}')
             print(f'  {off}=False: samples {samples_off}')
             self.assertEqual(samples_off, samples, f'{off}=False')
+
+
+class TheMasterSwitch(Case):
+    """part2=False turns every item of Part 2 off together; with part2 on, each item turns off
+    alone. Each item is seen at work, not read off its setting: fused nodes by the size of the
+    graph, no_grad by evaluate() and sample() going through Part 1's (plain_) functions, the
+    prefix cache by the positions gpt() reads, the resting collector by gc during training,
+    workers by the pool during training."""
+
+    ITEMS = ('fused', 'no_grad', 'prefix_cache', 'pause_gc', 'workers')
+
+    def at_work(self, *argv):
+        """{item: whether it is at work} in a model with these flags."""
+        workers = [] if any(arg.startswith('--workers=') for arg in argv) else ['--workers=2']
+        tiny_model('--num_steps=2', '--batch_size=2', '--eval_interval=0', *workers, *argv,
+                   vocab=''.join(WORDS))
+        doc_loss(m.encode('olivia'))
+        nodes = len(m.tape)
+        m.tape.clear()
+        docs = ['emma', 'emmaline', 'olivia', 'olive', 'ava', 'ava']  # sharing their starts
+        with mock.patch.object(m, 'plain_evaluate', wraps=m.plain_evaluate) as plain, \
+                mock.patch.object(m, 'gpt', wraps=m.gpt) as gpt:
+            m.evaluate(docs)
+        positions = sum(min(len(doc) + 1, m.block_size) for doc in docs)
+        with mock.patch.object(m, 'plain_sample', wraps=m.plain_sample) as plain_sample:
+            m.sample()
+        (sd,), _ = plain_sample.call_args
+        record = []
+        self.assertTrue(gc.isenabled())
+        with adam_spy(record):
+            train()
+        self.assertEqual(len(record), 2)
+        on_values = (plain.called, sd is None)  # Part 1's evaluate(), sample() on the Values
+        self.assertEqual(on_values[0], on_values[1])
+        return {'fused': nodes < self.atomic, 'no_grad': not on_values[0],
+                'prefix_cache': gpt.call_count < positions,
+                'pause_gc': not any(r[2] for r in record), 'workers': all(r[3] for r in record)}
+
+    def test_part2_false_turns_every_item_off(self):
+        tiny_model(vocab=''.join(WORDS))
+        m.fused = False
+        doc_loss(m.encode('olivia'))
+        self.atomic = len(m.tape)  # Part 1's graph: a node per operation
+        m.tape.clear()
+        on = self.at_work()
+        print(f'  at work with every switch on: {on}')
+        self.assertEqual(on, dict.fromkeys(self.ITEMS, True))
+        off = self.at_work('--part2=False')
+        print(f'  at work with --part2=False: {off}')
+        self.assertEqual(off, dict.fromkeys(self.ITEMS, False))
+        tiny_model('--part2=False', vocab=''.join(WORDS))
+        doc_loss(m.encode('olivia'))
+        self.assertEqual(len(m.tape), self.atomic)  # Part 1's graph, node for node
+        m.tape.clear()
+        for item in self.ITEMS:
+            flag = '--workers=1' if item == 'workers' else f'--{item}=False'
+            alone = self.at_work(flag)
+            expected = dict.fromkeys(self.ITEMS, True)
+            expected[item] = False
+            if item == 'no_grad':  # the prefix cache is part of the plain-float evaluate()
+                expected['prefix_cache'] = False
+            self.assertEqual(alone, expected, flag)
 
 
 # ---- fused nodes: one node for a dot product, a softmax output, a loss --------------------------
@@ -324,8 +399,7 @@ class TheRestingCollector(Case):
             gc.enable() if was_on else gc.disable()
             try:
                 with adam_spy(record):
-                    mm, vv = [0.0] * len(m.params), [0.0] * len(m.params)
-                    quiet(m.run_training, WORDS, VAL, mm, vv)
+                    train()
                 self.assertEqual(gc.isenabled(), was_on)  # as it was before
             finally:
                 gc.enable()
@@ -337,10 +411,9 @@ class TheRestingCollector(Case):
 
     def test_the_collector_comes_back_after_an_error(self):
         tiny_model('--num_steps=5', vocab=''.join(WORDS))
-        mm, vv = [0.0] * len(m.params), [0.0] * len(m.params)
         with mock.patch.object(m, 'adam_step', side_effect=RuntimeError('a step failed')):
             with self.assertRaises(RuntimeError):
-                quiet(m.run_training, WORDS, VAL, mm, vv)
+                train()
         self.assertTrue(gc.isenabled())
         with self.assertRaises(ValueError), m.resting_collector():
             self.assertFalse(gc.isenabled())
@@ -366,9 +439,8 @@ class DataParallelism(Case):
             if step == fail_at:
                 raise RuntimeError('a step failed')
             real(step, mm, vv, lr)
-        mm, vv = [0.0] * len(m.params), [0.0] * len(m.params)
         with mock.patch.object(m, 'adam_step', spy), train_spy(self.losses):
-            quiet(m.run_training, WORDS, VAL, mm, vv)
+            train()
 
     def assert_all_ended(self, fds):
         """Every worker of the last run has ended and been joined; once they are let go, as many
@@ -409,14 +481,359 @@ class DataParallelism(Case):
         self.assert_all_ended(fds)
 
     def test_no_fork_falls_back_to_one_process(self):
+        record = []
         with mock.patch('multiprocessing.get_all_start_methods', return_value=['spawn']):
             tiny_model('--num_steps=2', '--batch_size=4', '--workers=4', vocab=''.join(WORDS))
-            mm, vv = [0.0] * len(m.params), [0.0] * len(m.params)
-            record = []
             with adam_spy(record):
-                _, out = quiet(m.run_training, WORDS, VAL, mm, vv)
-        self.assertIn('training in one process', out)
-        self.assertEqual([r[3] for r in record], [0, 0])
+                train()
+        self.assertEqual([r[3] for r in record], [0, 0])  # no worker at either step
+        record.clear()
+        tiny_model('--num_steps=2', '--batch_size=4', '--workers=4', vocab=''.join(WORDS))
+        with adam_spy(record):  # where fork is there: the same run has workers (the check tells)
+            train()
+        self.assertEqual([r[3] for r in record], [3, 3])
+
+    def test_a_dead_worker_is_a_child_process_error(self):
+        """Part 2 knows nothing of the guard rails: a worker that ended is Python's own
+        ChildProcessError (stop_requests() turns it into a message), not a hang; the pool is
+        emptied and the worker reaped on the way out."""
+        tiny_model('--batch_size=2', '--workers=2', vocab=''.join(WORDS))
+        batch = [m.encode('emma'), m.encode('olivia')]
+        fds = open_files()
+        error = None
+        try:
+            with m.worker_pool(2):
+                (pipe, process), = m.pool
+                process.kill()
+                process.join()
+                m.batch_loss(batch)
+        except ChildProcessError as e:  # kept as text: the traceback would hold the pipes
+            error = (type(e), str(e))
+        self.assertIsNotNone(error, 'batch_loss() with a dead worker returned')
+        self.assertIs(error[0], ChildProcessError)  # not the guard rails' MicrogptError
+        self.assertIn('--workers=1', error[1])
+        self.assertEqual(m.pool, [])
+        self.assertTrue(reaped(process.pid))
+        pipe = process = None  # let them go: each holds a file
+        if fds is not None:
+            self.assertEqual(open_files(), fds)
+
+
+
+# ---- the proof: Part 2 equals Part 1, backprop equals finite differences -----------------------
+CHECK_TOL = 1e-9   # prove_part2(): Part 2's figures against Part 1's, relative; above: it stops
+CHAIN_TOL = 1e-5   # prove_part2(): backprop against finite differences; above: 'not the chain rule'
+
+
+class TheProof(Case):
+    """self_check(doc, val_docs) in this process: what it reports of an unedited model, what it
+    leaves as it was, and that each of its figures measures its own thing."""
+
+    def setUp(self):
+        super().setUp()
+        m.tape.clear()
+
+    def tearDown(self):
+        m.tape.clear()
+
+    def test_an_unedited_model_passes_and_nothing_changes(self):
+        tiny_model(vocab=''.join(WORDS + VAL), seed=11)
+        weights = [p.data for p in m.params]
+        state = random.getstate()
+        diffs, fd, n = m.self_check('elizabeth', VAL[:3])
+        self.assertEqual(set(diffs), {'loss', 'gradients', 'held-out loss'})
+        for what, diff in diffs.items():
+            report(f'self_check(): Part 2 vs Part 1, {what} (relative)', diff, EXACT_TOL)
+            self.assertLessEqual(diff, EXACT_TOL, what)
+        report(f'self_check(): backprop vs finite differences on {n} weights', fd, FD_TOL)
+        self.assertLessEqual(fd, FD_TOL)
+        self.assertEqual(n, 20)
+        self.assertEqual([p.data for p in m.params], weights)  # to the bit
+        self.assertEqual({p.grad for p in m.params}, {0.0})
+        self.assertEqual(m.tape, [])
+        self.assertEqual(random.getstate(), state)  # no number drawn
+        self.assertIs(m.part2, True)
+
+    def test_with_part2_off_part_1_meets_itself(self):
+        tiny_model(vocab=''.join(WORDS + VAL), seed=12)
+        m.part2 = False  # its finite differences, too, build Part 1's graph: a short document
+        diffs, fd, n = m.self_check('ava', ['mia'])
+        self.assertEqual(diffs, dict.fromkeys(('loss', 'gradients', 'held-out loss'), 0.0))
+        self.assertLessEqual(fd, FD_TOL)
+        self.assertIs(m.part2, False)
+
+    def test_part2_comes_back_after_an_error(self):
+        tiny_model(vocab=''.join(WORDS + VAL))
+        seen = []
+        real = m.loss_and_grads
+
+        def failing(tokens):  # fails in the second pass: Part 1's
+            seen.append(m.part2)
+            if len(seen) == 2:
+                raise RuntimeError('a failure in Part 1')
+            return real(tokens)
+        with mock.patch.object(m, 'loss_and_grads', failing), self.assertRaises(RuntimeError):
+            m.self_check('olivia', VAL[:2])
+        self.assertEqual(seen, [True, False])  # Part 2, then Part 1 as written
+        self.assertIs(m.part2, True)
+
+    def test_each_figure_measures_its_own(self):
+        """Part 1's loss made 0.1 higher on Values only (a constant: no gradient changes): the
+        loss and the held-out loss then differ by the closed form 0.1 / (L + 0.1), where L is
+        the loss on floats; the gradients, and backprop against finite differences, do not."""
+        tiny_model(vocab=''.join(WORDS + VAL), seed=13)
+        doc, val = 'isabella', VAL[:3]
+        loss, held_out = m.evaluate([doc]), m.evaluate(val)  # on floats: as Part 2 computes
+        real = m.plain_cross_entropy
+
+        def higher_on_values(logits, target):
+            loss = real(logits, target)
+            return loss + 0.1 if isinstance(logits[0], m.Value) else loss
+        with mock.patch.object(m, 'plain_cross_entropy', higher_on_values):
+            diffs, fd, _ = m.self_check(doc, val)
+        for what, expected in (('loss', 0.1 / (loss + 0.1)),
+                               ('held-out loss', 0.1 / (held_out + 0.1)), ('gradients', 0.0)):
+            diff = report(f'self_check() {what} vs {expected:.4g}', abs(diffs[what] - expected),
+                          EXACT_TOL)
+            self.assertLessEqual(diff, EXACT_TOL, what)
+        self.assertLessEqual(fd, FD_TOL)
+
+# ---- the proof at work: a learner's edit to Part 1, in a copy of microgpt.py, run as they would
+# Each run is a new interpreter, started by setUpModule so that they run beside the other tests.
+NAMES = ['ava', 'mia', 'eva', 'ada', 'zoe', 'ivy', 'amy', 'kai', 'leo', 'max', 'ian', 'eli', 'ana',
+         'lea', 'noa', 'uma', 'ora', 'ida', 'bea', 'eve']  # short: with --part2=False, the check
+# builds Part 1's graph for a document 40 times, for its finite differences
+RUN_FLAGS = ['--num_steps=3', '--eval_docs=20', '--num_samples=1', '--n_embd=8', '--n_head=2',
+             '--input_file=names.txt']
+EDITS = {  # Part 1's line as written -> the learner's line: in each function that Part 2 replaces
+    'dot': ('    return sum(map(mul, a, b))\n', '    return sum(map(mul, a, b)) * 1.05\n'),
+    'linear': ('    return [dot(w_row, x) for w_row in w]\n',
+               '    return [dot(w_row, x) + 0.05 for w_row in w]\n'),
+    'softmax': ('    exps = [exp(logit - top) for logit in logits]\n',
+                '    exps = [exp(2 * (logit - top)) for logit in logits]\n'),
+    'cross_entropy': ('    return log(sum(exp(logit - top) for logit in logits)) + top - '
+                      'logits[target]\n',
+                      '    return log(sum(exp(logit - top) for logit in logits)) + top - '
+                      'logits[target] + 0.05 * sum(l * l for l in logits)\n'),  # as issue 22 did
+    'evaluate': ('    return math.fsum(losses) / len(losses)  # fsum: exact, in any order\n',
+                 '    return math.fsum(losses) / len(losses) * 1.05\n'),
+    'batch_loss': ('    loss = sum(doc_means) / len(doc_means)\n',
+                   '    loss = 2 * sum(doc_means) / len(doc_means)\n'),
+    # not one that Part 2 replaces: a wrong local gradient, d(ab)/da = a (the classic slip)
+    'mul': ('(self, other), (other.data, self.data))', '(self, other), (self.data, other.data))')}
+BYPASSED = {  # the check's figures that each edit moves: what Part 2 computes without the edit
+    'dot': {'loss', 'gradients'},  # fused dot and linear: their own sums
+    'linear': {'loss', 'gradients'},
+    'softmax': {'gradients'},  # the fused node's values come from Part 1's softmax on floats,
+    'cross_entropy': {'gradients'},  # its gradients from the unedited formula
+    'evaluate': {'held-out loss'}}  # Part 2's evaluate() shares no line with Part 1's
+RUNS = {}  # (edit or None, part2) -> the running process, then (exit code, stdout, stderr)
+TEMP = []
+CHECK_LINE = re.compile(r'check: Part 2 equals Part 1 to (\S+), backprop equals finite '
+                        r'differences to (\S+) on (\d+) weights(: not the chain rule)?$')
+
+
+def edited(edit):
+    """microgpt.py with the edit made in Part 1 (before the Part 2 ruler); None: as it is.
+    Raises AssertionError if Part 1 does not have the line to edit exactly once."""
+    with open(m.__file__, encoding='utf-8') as f:
+        source = f.read()
+    if edit is None:
+        return source
+    cut = re.search(r'^# =+ Part 2', source, re.M).start()
+    old, new = EDITS[edit]
+    if source[:cut].count(old) != 1:
+        raise AssertionError(f'Part 1 of microgpt.py does not have the line {old!r} once')
+    return source[:cut].replace(old, new) + source[cut:]
+
+
+def setUpModule():
+    unittest.addModuleCleanup(stop_runs)  # runs even if this fails half way
+    TEMP.append(tempfile.TemporaryDirectory())
+    env = dict(os.environ, PYTHONIOENCODING='utf-8')
+    for edit in [None, *EDITS]:
+        folder = os.path.join(TEMP[0].name, edit or 'unedited')
+        os.mkdir(folder)
+        try:
+            source = edited(edit)
+        except AssertionError as e:  # only the tests of this edit fail
+            RUNS[edit, True] = RUNS[edit, False] = e
+            continue
+        for name, text in (('microgpt.py', source), ('names.txt', '\n'.join(NAMES))):
+            with open(os.path.join(folder, name), 'w', encoding='utf-8') as f:
+                f.write(text)
+        for part2 in (True, False) if edit else (True,):
+            RUNS[edit, part2] = subprocess.Popen(
+                [sys.executable, 'microgpt.py', *RUN_FLAGS, f'--part2={part2}'], cwd=folder,
+                stdout=subprocess.PIPE, stderr=subprocess.PIPE, encoding='utf-8', env=env)
+
+
+def stop_runs():  # the runs whose tests did not run: stopped, and waited for; the folder gone
+    for run in RUNS.values():
+        if isinstance(run, subprocess.Popen):
+            run.kill()
+            run.communicate()
+    RUNS.clear()
+    for folder in TEMP:
+        folder.cleanup()
+    TEMP.clear()
+
+
+def result(edit, part2):
+    """(exit code, stdout, stderr) of the copy with this edit, run with --part2=part2."""
+    run = RUNS[edit, part2]
+    if isinstance(run, AssertionError):
+        raise run
+    if isinstance(run, subprocess.Popen):
+        try:
+            out, err = run.communicate(timeout=600)
+        except subprocess.TimeoutExpired:
+            run.kill()
+            run.communicate()
+            raise
+        RUNS[edit, part2] = run = (run.returncode, out, err)
+    return run
+
+
+def check_figures(out):
+    """The check line's (Part 2 vs Part 1, backprop vs finite differences, weights, whether it
+    says 'not the chain rule'), read from a run's output."""
+    lines = [line for line in out.splitlines() if line.startswith('check:')]
+    if len(lines) != 1:
+        raise AssertionError(f'{len(lines)} check lines in:\n{out}')
+    match = CHECK_LINE.fullmatch(lines[0])
+    if not match:
+        raise AssertionError(f'not the check line: {lines[0]!r}')
+    return float(match[1]), float(match[2]), int(match[3]), bool(match[4])
+
+
+def named_figure(err):
+    """The check's figure that a stopped run's message names, and its value: ('gradients', 0.03)."""
+    match = re.search(r'\b(held-out loss|gradients|loss)\b\D*?(\d\.\de[+-]\d+)', err)
+    if not match:
+        raise AssertionError(f'no figure named in {err!r}')
+    return match[1], float(match[2])
+
+
+def step_losses(out):
+    return [float(x) for x in re.findall(r'^step +\d+/\d+ \| loss (\S+) ', out, re.M)]
+
+
+def val_loss(out):
+    return float(re.search(r'^val loss (\S+) ', out, re.M)[1])
+
+
+class TheProofInARun(Case):
+    """`python microgpt.py`: the check line comes before training, and its figures are numbers
+    within the bounds it is printed under."""
+
+    def test_the_check_line_comes_first(self):
+        code, out, err = result(None, True)
+        self.assertEqual((code, err), (0, ''))
+        lines = out.splitlines()
+        self.assertTrue(lines[0].endswith('| part2=True'), lines[0])
+        self.assertTrue(lines[1].startswith('check: '), lines[1])
+        first_step = min(i for i, line in enumerate(lines) if line.startswith('step '))
+        self.assertGreater(first_step, 1)
+        same, fd, n, alarm = check_figures(out)
+        report('the check line: Part 2 vs Part 1', same, CHECK_TOL)
+        report('the check line: backprop vs finite differences', fd, CHAIN_TOL)
+        self.assertLessEqual(same, CHECK_TOL)
+        self.assertLessEqual(fd, CHAIN_TOL)
+        self.assertEqual((n, alarm), (20, False))
+        self.assertEqual(len(step_losses(out)), 3)
+
+
+class TheProofCatchesAnEdit(Case):
+    """Issue 22: a learner edits a Part 1 function that Part 2 replaces, in a copy of the file,
+    and runs it. Part 2 would train without the edit, silently; instead the run stops before its
+    first step with one line that says what differs and how to train with the edit. With
+    --part2=False the edit trains, and shows in what is printed."""
+
+    def test_the_run_stops_before_training(self):
+        for edit in BYPASSED:
+            with self.subTest(edit=edit):
+                code, out, err = result(edit, True)
+                print(f'  {edit}, edited: exit {code}, {err.strip()}')
+                self.assertEqual(code, 2)
+                self.assertTrue(err.endswith('\n'))
+                self.assertEqual(len(err.splitlines()), 1, err)
+                self.assertTrue(err.startswith('microgpt: '), err)
+                figure, value = named_figure(err)
+                self.assertIn(figure, BYPASSED[edit])
+                self.assertGreater(value, CHECK_TOL)
+                self.assertIn('Part 1 was probably edited', err)
+                self.assertIn('--part2=False', err)
+                self.assertEqual([line for line in out.splitlines()
+                                  if line.startswith(('step', 'check'))], [])
+
+    def test_with_part2_false_the_edit_trains(self):
+        _, unedited, _ = result(None, True)
+        before = step_losses(unedited)
+        for edit in BYPASSED:
+            with self.subTest(edit=edit):
+                code, out, err = result(edit, False)
+                self.assertEqual((code, err), (0, ''))
+                same, fd, n, alarm = check_figures(out)
+                self.assertEqual(same, 0.0)  # Part 1 against itself
+                losses = step_losses(out)
+                print(f'  {edit}, edited, --part2=False: losses {losses} (unedited {before}), '
+                      f'val {val_loss(out)} (unedited {val_loss(unedited)})')
+                self.assertEqual(len(losses), 3)
+                if edit != 'evaluate':
+                    self.assertNotEqual(losses[0], before[0])  # the edit is trained with
+                    self.assertLessEqual(fd, CHAIN_TOL)  # and is differentiated right
+                    self.assertFalse(alarm)
+                    continue
+                # training never calls evaluate(): the same steps; the val loss printed is 1.05
+                # times the unedited one (each rounded to 4 decimals)
+                self.assertEqual(losses, before)
+                diff = report('val loss of the edited evaluate() vs 1.05 x unedited',
+                              abs(val_loss(out) - 1.05 * val_loss(unedited)), 1.1e-4)
+                self.assertLessEqual(diff, 1.1e-4)
+                # the check's finite differences are of Part 1's doc_losses() on floats, not of
+                # evaluate(): an evaluate() edit leaves the chain rule intact, and no alarm
+                self.assertLessEqual(fd, CHAIN_TOL)
+                self.assertFalse(alarm)
+
+    def test_an_edit_to_batch_loss_is_not_bypassed(self):
+        """Part 2's batch_loss() calls Part 1's (as plain_batch_loss), here and in each worker:
+        the edit, a loss twice as high, runs with part2 on as with it off, so the check rightly
+        passes and training goes on. Adam ignores the gradient's scale (but for eps), so each
+        step's loss is twice the unedited one."""
+        _, unedited, _ = result(None, True)
+        for part2 in (True, False):
+            code, out, err = result('batch_loss', part2)
+            self.assertEqual((code, err), (0, ''), f'part2={part2}')
+            same, fd, n, alarm = check_figures(out)
+            self.assertLessEqual(same, CHECK_TOL)
+            diff = report(f'batch_loss() edited, part2={part2}: step losses vs 2 x unedited',
+                          max(abs(a - 2 * b) for a, b in zip(step_losses(out),
+                                                             step_losses(unedited))), 1.6e-4)
+            self.assertLessEqual(diff, 1.6e-4)  # 4 decimals each: 2 x 5e-5 + 5e-5, and eps
+            self.assertEqual(val_loss(out), val_loss(unedited))  # evaluate() is not edited
+            # A false alarm: the finite differences are of evaluate()'s loss, which the edit
+            # leaves as it was, backprop of batch_loss()'s, which it doubles: |g/2 - g| / |g|.
+            self.assertEqual((float(f'{fd:.0e}'), alarm), (5e-1, True))
+
+
+class TheProofCatchesAWrongGradient(Case):
+    """A wrong local gradient in Value.__mul__ (a copy of the file, d(ab)/da = a): with
+    --part2=False it trains, and its check line reports backprop far from finite differences
+    and says that this is not the chain rule; with part2 on, Part 2's gradients differ."""
+
+    def test_a_wrong_local_gradient_is_reported(self):
+        code, out, err = result('mul', False)
+        self.assertEqual((code, err), (0, ''))
+        same, fd, n, alarm = check_figures(out)
+        print(f'  Value.__mul__ with a wrong local gradient, --part2=False: '
+              f'{[line for line in out.splitlines() if line.startswith("check")][0]}')
+        self.assertEqual(same, 0.0)
+        self.assertGreater(fd, CHAIN_TOL)
+        self.assertTrue(alarm)
+        code, out, err = result('mul', True)
+        self.assertEqual(code, 2)
+        self.assertEqual(named_figure(err)[0], 'gradients')
 
 
 if __name__ == '__main__':

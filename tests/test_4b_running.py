@@ -281,7 +281,7 @@ class LearnersEdit(InTempDir):
                            'exps = [exp((logit - top) / 2) for logit in logits]')
         code, out, err = self.run_copy(copy)
         self.assertEqual(code, 2, err)
-        self.assertRegex(err, r"^microgpt: Part 2's gradients is \S+ from Part 1's .*"
+        self.assertRegex(err, r"^microgpt: Part 2 and Part 1 differ in the gradients by \S+ .*"
                               r"--part2=False .*\n$")
         self.assertNotRegex(out, r'(?m)^step ')
         code, out, err = self.run_copy(copy, '--part2=False')

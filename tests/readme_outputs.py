@@ -1,0 +1,146 @@
+"""Runs the commands that README.md shows, as a learner would, and prints their real output, block by
+block, for pasting into README.md; tests/test_5_readme.py checks the README against the program.
+
+    python tests/readme_outputs.py [BLOCK ...]   # QUICKSTART EDIT EXPLAIN NOTEBOOK RESUME TROUBLE
+
+Each runs in a temporary folder with a copy of microgpt.py and input.txt. Standard library only.
+"""
+import os, shutil, signal, subprocess, sys, tempfile, time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+EDIT_OLD = 'return log(sum(exp(logit - top) for logit in logits)) + top - logits[target]'
+EDIT_NEW = EDIT_OLD + ' + 0.01 * sum(logit * logit for logit in logits)'
+
+# The troubleshooting table: (the flags after `python microgpt.py`, what to do). The message is
+# whatever the program prints. names.json is a saved default-shape model; chat.txt has ' :'.
+TROUBLE = [
+    ('--n_embdd=32', 'A typo, or a flag without `--`: `--help` lists them all.'),
+    ('--steps=300', 'The closest setting is named.'),
+    ('--n_embd 32', 'Flags are written `--name=value`.'),
+    ('--n_embd=8.9', 'Give a value of the setting\'s kind.'),
+    ('--n_embd=10', 'Each head reads `n_embd // n_head` numbers: the division must be exact.'),
+    ('--temperature=0', 'For nearly greedy samples use a small temperature, such as 0.1.'),
+    ('--prompt=Q', 'A model reads only the characters it was made with: the names are lowercase.'),
+    ('--input_file=my.txt', 'Run from the folder that has the file, or give its path.'),
+    ('--save=input.txt', '`--save` never writes over a file that is not a model.'),
+    ('--load=names.json --n_embd=32', 'A loaded model brings its own shape: leave such flags out.'),
+    ('--load=names.json --input_file=chat.txt',
+     'A model keeps its characters: train a new one on the new text (see fine-tuning above).'),
+    ('--load=input.txt', 'Give a file that `--save` wrote; the end of the line says what is wrong.'),
+    ('--load=names.json --resume=names.json', '`--load` starts a new schedule; `--resume` goes on.'),
+    ('--resume=names8.json', 'An 8-bit model keeps no training state: `--load` it.'),
+]
+
+
+def sh(args, cwd, timeout=900):
+    r = subprocess.run([sys.executable, 'microgpt.py', *args], cwd=cwd, capture_output=True,
+                       text=True, timeout=timeout)
+    return r.returncode, r.stdout, r.stderr
+
+
+def folder():
+    d = tempfile.mkdtemp()
+    for name in ('microgpt.py', 'input.txt'):
+        shutil.copy(os.path.join(ROOT, name), d)
+    with open(os.path.join(d, 'chat.txt'), 'w') as f:
+        f.write('me: hi\nyou: hello\n' * 20)
+    return d
+
+
+def block(command, out):
+    return '```\n$ ' + command + '\n' + out.rstrip('\n') + '\n```'
+
+
+def quickstart(d):
+    code, out, err = sh([], d)
+    return block('python microgpt.py', out + err)
+
+
+def edit(d):
+    path = os.path.join(d, 'edited.py')
+    with open(os.path.join(d, 'microgpt.py')) as f:
+        text = f.read()
+    assert text.count(EDIT_OLD) == 1
+    with open(path, 'w') as f:
+        f.write(text.replace(EDIT_OLD, EDIT_NEW))
+    r = subprocess.run([sys.executable, 'edited.py'], cwd=d, capture_output=True, text=True)
+    return block('python microgpt.py', r.stdout + r.stderr)
+
+
+def explain(d):
+    sh(['--save=names.json', '--num_samples=0', '--eval_docs=0'], d)
+    args = ['--load=names.json', '--num_steps=0', '--num_samples=0', '--eval_docs=0',
+            '--explain=emma']
+    code, out, err = sh(args, d)
+    return block('python microgpt.py --save=names.json\n$ python microgpt.py ' + ' '.join(args),
+                 out + err)
+
+
+NOTEBOOK_CELLS = [
+    "results = main(['--num_steps=300'])",
+    "print(sorted(results))",
+    "print(results['val_loss'], results['samples'][:3])",
+    "n_embd = 32\ntry:\n    sample()\nexcept MicrogptError as e:\n    print('MicrogptError:', e)",
+    "reset_settings()\nprint(n_embd, sample())",
+]
+
+
+def notebook(d):
+    """The file pasted into a cell (its last line runs main(): skipped here, as if interrupted),
+    then later cells, each run as a notebook does, printing what the cell prints."""
+    code = ("import io, contextlib\nsrc = open('microgpt.py').read()\n"
+            "g = {'__name__': 'notebook'}\nexec(compile(src, 'cell-1', 'exec'), g)\n"
+            "for cell in %r:\n"
+            "    print('>>> ' + cell.replace(chr(10), chr(10) + '... '))\n"
+            "    out = io.StringIO()\n"
+            "    with contextlib.redirect_stdout(out):\n"
+            "        exec(cell, g)\n"
+            "    lines = out.getvalue().splitlines()\n"
+            "    print('\\n'.join(l for l in lines if not l.startswith(('step ', ' '))))\n"
+            % (NOTEBOOK_CELLS,))
+    r = subprocess.run([sys.executable, '-c', code], cwd=d, capture_output=True, text=True)
+    return '```\n' + (r.stdout + r.stderr).rstrip('\n') + '\n```'
+
+
+def resume(d):
+    p = subprocess.Popen([sys.executable, 'microgpt.py', '--save=m.json', '--num_samples=3',
+                          '--eval_docs=200'], cwd=d, stdout=subprocess.PIPE,
+                         stderr=subprocess.STDOUT, text=True)
+    lines = []
+    for line in p.stdout:
+        lines.append(line)
+        if line.startswith('step   400/'):
+            p.send_signal(signal.SIGINT)
+    p.wait()
+    first = ''.join(lines)
+    code, out, err = sh(['--resume=m.json', '--num_samples=3', '--eval_docs=200'], d)
+    return block('python microgpt.py --save=m.json --num_samples=3 --eval_docs=200   '
+                 '(Ctrl-C after a few seconds)', first) + '\n\n' + block(
+        'python microgpt.py --resume=m.json --num_samples=3 --eval_docs=200', out + err)
+
+
+def trouble(d):
+    sh(['--num_steps=0', '--save=names.json', '--eval_docs=0', '--num_samples=0'], d)
+    sh(['--load=names.json', '--num_steps=0', '--int8', '--save=names8.json', '--eval_docs=0',
+        '--num_samples=0'], d)
+    rows = ['| `python microgpt.py ...` | prints | what to do |', '|---|---|---|']
+    for args, todo in TROUBLE:
+        code, out, err = sh(args.split(), d)
+        message = err.strip()
+        assert code == 2 and message.startswith('microgpt: ') and '\n' not in message, (args, err)
+        rows.append(f'| `{args}` | `{message}` | {todo} |')
+    return '\n'.join(rows)
+
+
+BLOCKS = {'QUICKSTART': quickstart, 'EDIT': edit, 'EXPLAIN': explain, 'NOTEBOOK': notebook,
+          'RESUME': resume, 'TROUBLE': trouble}
+
+if __name__ == '__main__':
+    for name in sys.argv[1:] or BLOCKS:
+        d = folder()
+        try:
+            t = time.time()
+            print(f'<!-- {name} -->\n{BLOCKS[name](d)}\n<!-- {name}: {time.time() - t:.0f} s -->',
+                  flush=True)
+        finally:
+            shutil.rmtree(d)

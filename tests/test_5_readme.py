@@ -1,0 +1,65 @@
+"""README.md against the program: what it shows and quotes is what microgpt.py prints.
+
+Each block is made again by tests/readme_outputs.py, which runs the command a learner would, in a
+temporary folder, and compared with the README. Only figures that depend on the machine's speed
+(milliseconds, seconds, FLOP/s, eta) are masked, and the check line's two figures, whose last digit
+Python 3.12 changed (its sum() of floats is compensated).
+"""
+import os, re, shutil, unittest
+
+from tests.helpers import ROOT, slurp
+from tests import readme_outputs as outputs
+
+README = os.path.join(ROOT, 'README.md')
+TIMING = [(r'\| [\d.]+ ms \| eta \d+s', '| MS | eta S'),
+          (r'in [\d.]+ s = [\d.e+]+ FLOP/s', 'in S = RATE'),
+          (r'to \de-\d\d', 'to XeX')]  # the check's last digit: Python 3.12's sum() is exact
+
+
+def mask(text):
+    for pattern, stand_in in TIMING:
+        text = re.sub(pattern, stand_in, text)
+    return text
+
+
+def readme():
+    return slurp(README, 'r')
+
+
+def section(title):
+    """The text of README.md from a '## title' heading to the next '## ' heading."""
+    text = readme()
+    start = text.index(f'\n## {title}\n')
+    end = text.find('\n## ', start + 1)
+    return text[start:end if end >= 0 else len(text)]
+
+
+class Readme(unittest.TestCase):
+    def setUp(self):
+        self.d = outputs.folder()
+
+    def tearDown(self):
+        shutil.rmtree(self.d)
+
+    def test_it_is_for_learners_short(self):
+        self.assertLessEqual(readme().count('\n'), 400)
+
+    def test_every_troubleshooting_row_is_what_the_program_prints(self):
+        table = [line for line in section('Troubleshooting').splitlines() if line.startswith('|')]
+        self.assertEqual(table, outputs.trouble(self.d).splitlines())
+        self.assertGreaterEqual(len(table), 12)
+
+    def test_the_edited_part_1_block_is_what_an_edited_copy_prints(self):
+        block = outputs.edit(self.d)
+        self.assertIn('Part 1 was probably edited', block)
+        self.assertIn(block, readme())
+
+    def test_the_quick_start_is_what_python_microgpt_py_prints(self):
+        """The default run, whole: losses, chart, samples; only timing is masked."""
+        block = outputs.quickstart(self.d)
+        self.assertIn('sample 20: ', block)
+        self.assertIn(mask(block), mask(readme()))
+
+
+if __name__ == '__main__':
+    unittest.main()
