@@ -642,10 +642,10 @@ def samples(train_docs, val_docs):  # new docs; how many copy a real one
     train_set, val_set = set(train_docs), set(val_docs)
     copies = sum(doc in train_set for doc in docs)
     held = sum(doc in val_set for doc in docs)  # real, never trained on
-    if docs:  # a model that generalises copies each side as its size
-        print(f'{len(set(docs))} distinct | {copies} are train docs, {held} held-out docs; '
-              f'without memorising, expect {copies * len(val_set) / len(train_set):.1f} '
-              f'held-out for {copies} train')
+    if docs:  # a model that only generalises copies each side as often as its size says
+        expect = copies * len(val_set) / len(train_set)
+        print(f'{len(set(docs))} distinct | copies: {copies} train, {held} held-out '
+              f'({expect:.1f} if it only generalised)')
     return {'samples': docs, 'train_copies': copies, 'held_out_copies': held}
 
 # --- explain(): the model reading one text, position by position -------------

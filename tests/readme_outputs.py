@@ -1,7 +1,7 @@
 """Runs the commands that README.md shows, as a learner would, and prints their real output, block by
 block, for pasting into README.md; tests/test_5_readme.py checks the README against the program.
 
-    python tests/readme_outputs.py [BLOCK ...]   # QUICKSTART EDIT EXPLAIN NOTEBOOK RESUME TROUBLE
+    python tests/readme_outputs.py [BLOCK ...]   # LAYOUT OVERFIT QUICKSTART EDIT EXPLAIN ...
 
 Each runs in a temporary folder with a copy of microgpt.py and input.txt. Standard library only.
 """
@@ -132,7 +132,31 @@ def trouble(d):
     return '\n'.join(rows)
 
 
-BLOCKS = {'QUICKSTART': quickstart, 'EDIT': edit, 'EXPLAIN': explain, 'NOTEBOOK': notebook,
+def overfit(d):
+    with open(os.path.join(d, 'input.txt')) as f, open(os.path.join(d, 'small.txt'), 'w') as g:
+        g.write(''.join(f.readlines()[:60]))
+    args = ['--input_file=small.txt', '--n_embd=32', '--num_steps=1000', '--eval_iters=20',
+            '--num_samples=5']
+    code, out, err = sh(args, d)
+    return block('head -n 60 input.txt > small.txt\n$ python microgpt.py ' + ' '.join(args),
+                 out + err)
+
+
+def layout(d):
+    """The parts of microgpt.py and their lines, from its rulers."""
+    with open(os.path.join(d, 'microgpt.py'), encoding='utf-8') as f:
+        lines = f.read().split('\n')[:-1]
+    rulers = [i for i, line in enumerate(lines) if line.startswith('# ====')]
+    rows = ['| lines | part |', '|---|---|', f'| 1-{rulers[0]} | what it is; the imports |']
+    for a, b in zip(rulers, rulers[1:] + [len(lines)]):
+        title = lines[a].strip('# =').split(': ', 1)[-1] if 'Part' in lines[a] else 'the guard rails'
+        part = lines[a].strip('# =').split(':')[0]
+        name = f'{part}: {title}' if 'Part' in part else title
+        rows.append(f'| {a + 1}-{b} | {name} |')
+    return '\n'.join(rows)
+
+
+BLOCKS = {'LAYOUT': layout, 'OVERFIT': overfit, 'QUICKSTART': quickstart, 'EDIT': edit, 'EXPLAIN': explain, 'NOTEBOOK': notebook,
           'RESUME': resume, 'TROUBLE': trouble}
 
 if __name__ == '__main__':

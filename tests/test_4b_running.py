@@ -867,8 +867,8 @@ class Samples(InTempDir):
         self.assertNotIn(val[0], train)
         self.assertEqual(samples, [train[0], train[1], val[0], 'zzzz', train[0], '(empty)'])
         expect = 3 * len(set(val)) / len(set(train))  # 3 train copies, in proportion
-        self.assertIn(f'5 distinct | 3 are train docs, 1 held-out docs; without memorising, '
-                      f'expect {expect:.1f} held-out for 3 train\n', out)
+        self.assertIn(f'5 distinct | copies: 3 train, 1 held-out '
+                      f'({expect:.1f} if it only generalised)\n', out)
 
 
 class Memorisation(InTempDir):
@@ -888,9 +888,8 @@ class Memorisation(InTempDir):
         expected = copies * len(val) / len(train)
         self.assertEqual((r['train_copies'], r['held_out_copies']), (copies, held))
         distinct = len(set(r['samples']))
-        self.assertIn(f'{distinct} distinct | {copies} are train docs, {held} held-out docs; '
-                      f'without memorising, expect {expected:.1f} held-out for {copies} train\n',
-                      out)
+        self.assertIn(f'{distinct} distinct | copies: {copies} train, {held} held-out '
+                      f'({expected:.1f} if it only generalised)\n', out)
         print(f'  {len(r["samples"])} samples, {distinct} distinct: {copies} copy a train doc, '
               f'{held} a held-out one; the sizes predict {expected:.1f} (bound {SIGMAS} * '
               f'sqrt of that)')
@@ -1339,8 +1338,8 @@ class Script(InTempDir):
                               r'evaluating 5 held-out docs and as many train docs \.\.\.\n'
                               r'val loss [\d.]+ \([\d.]+ bits/char\) \| train loss [\d.]+\n'
                               r'sample  1: .*\nsample  2: .*\nsample  3: .*\n'
-                              r'\d distinct \| \d are train docs, \d held-out docs; without '
-                              r'memorising, expect [\d.]+ held-out for \d train\n$')
+                              r'\d distinct \| copies: \d train, \d held-out '
+                              r'\([\d.]+ if it only generalised\)\n$')
         self.assertLessEqual(max(map(len, lines)), 100)
         self.assertEqual(sorted(os.listdir(self.d)), ['words.txt'])
 
