@@ -5,8 +5,7 @@ its settings. Read it from the top:
 Part 1 is the GPT, whole on its own: cut the file at Part 2 and it still trains and samples.
 Part 2 makes it fast without changing what it computes, and every run proves that it does.
 Part 3 is what production changes in the model: subword tokens and 8-bit weights, measured.
-Part 4 runs it. After Part 4's ruler come only guard rails: a learner may stop there.
-"""
+Part 4 runs it. After Part 4's ruler come only guard rails: a learner may stop there."""
 import math, random, zlib  # Part 1
 from operator import mul
 import contextlib, gc, multiprocessing, os  # Part 2
@@ -254,8 +253,7 @@ def sample(sd=None):  # a new document that starts with prompt: block_size at mo
     return decode(tokens)
 
 # ================ Part 2: everything else is just efficiency =================
-# Each item computes exactly what Part 1 does, only faster; self_check() proves it
-# each run. Each replaces a Part 1 function, keeping that one as plain_<name>.
+# Each replaces a Part 1 function (kept as plain_<name>); self_check() proves it exact.
 part2 = True              # False: all of Part 2 off, Part 1 exactly as written
 fused = True              # one graph node for a dot, softmax output or loss
 no_grad = True            # evaluate and sample on plain floats, with no graph
@@ -263,8 +261,7 @@ prefix_cache = True       # evaluation reuses the work of a shared prefix
 pause_gc = True           # no garbage collector in training: no cycles to free
 workers = os.cpu_count() or 1  # processes that share a batch (batch_size at most)
 
-# --- fused nodes (~ tensor kernels): one node, local gradients by hand -------
-# Candidly: they trade clarity for speed.
+# --- fused nodes (~ tensor kernels): gradients by hand, clarity traded for speed
 plain_dot, plain_linear, plain_softmax, plain_cross_entropy = dot, linear, softmax, cross_entropy
 
 def dot(a, b):  # one node: d/da_i = b_i, d/db_i = a_i
@@ -387,14 +384,16 @@ def loss_and_grads(tokens):  # one doc's loss and every gradient (then 0)
 def rel_diff(a, b):  # the largest |a_i - b_i|, relative to the largest |b_i|
     return max(abs(x - y) for x, y in zip(a, b)) / (max(map(abs, b)) or 1.0)
 
-def float_loss(tokens):  # Part 1's mean loss of a document, on plain floats: no graph
+def float_loss(tokens, i, dw):  # Part 1's mean loss on plain floats, weight i moved by dw
+    w = params[i].data
+    params[i].data = w + dw
     losses = doc_losses(tokens, float_weights())
+    params[i].data = w
     return sum(losses) / len(losses)
 
 def self_check(doc, val_docs, n_fd=20, h=1e-6):
-    """-> ({what: relative difference} of Part 2's loss, gradients and held-out loss from
-    Part 1's as written; that of backprop's gradients from central finite differences;
-    on how many weights). Changes no weight and draws no random number."""
+    """-> ({what: relative difference} of Part 2's loss, gradients, held-out loss from Part 1's
+    as written; backprop's from finite differences; on how many weights). Changes nothing."""
     tokens = encode(doc)[:block_size + 1]
     fast = (*loss_and_grads(tokens), [evaluate(val_docs)])
     on = part2
@@ -407,16 +406,9 @@ def self_check(doc, val_docs, n_fd=20, h=1e-6):
     grads = slow[1]
     moved = [i for i, g in enumerate(grads) if g]  # weights this doc reaches
     moved = moved[::max(1, len(moved) // n_fd)][:n_fd]
-    fd = []
-    for i in moved:  # d loss / d w ~ (loss(w + h) - loss(w - h)) / 2h
-        w = params[i].data
-        params[i].data = w + h
-        up = float_loss(tokens)
-        params[i].data = w - h
-        fd.append((up - float_loss(tokens)) / (2 * h))
-        params[i].data = w
+    # central finite differences: d loss / d w ~ (loss(w + h) - loss(w - h)) / 2h
+    fd = [(float_loss(tokens, i, h) - float_loss(tokens, i, -h)) / (2 * h) for i in moved]
     return diffs, rel_diff(fd, [grads[i] for i in moved]), len(moved)
-
 
 # ============= Part 3: what production changes in the model ==================
 # Not exact: each changes the model, so each is measured (tests/README.md).
@@ -483,8 +475,6 @@ def dequantize(rows):  # -> floats, each within scale / 2 of its weight
     return [[scale * q for q in array.array('b', base64.b64decode(text, validate=True))]
             for scale, text in rows]
 # ============================ Part 4: running it =============================
-# main() first: the run in order, then what it shows. Past the next ruler
-# come only the guard rails: flags, files, signals and the command line.
 input_file = 'input.txt'  # the training text: one document per line
 eval_interval = 100       # score eval_iters held-out docs this often; 0: never
 eval_iters = 50           # held-out docs scored then, spread over all of them
@@ -548,7 +538,6 @@ def run_training(train_docs, val_docs, adam):
     eval_set = spread(val_docs, eval_iters)
     n = min(workers, batch_size) if 'fork' in multiprocessing.get_all_start_methods() else 1
     started = shown = time.time()
-    step = start - 1
 
     with stop_requests() as asks, resting_collector(), worker_pool(n):
         for step, loss, batch in train(train_docs, adam['m'], adam['v'], start):
@@ -584,13 +573,13 @@ def run_training(train_docs, val_docs, adam):
                 break
 
     if not all(math.isfinite(p.data) for p in params):
-        fail(f'the weights became nan or inf at step {step + 1}: lower --learning_rate', 1)
+        fail(f'the weights became nan or inf at step {adam["step"]}: lower --learning_rate', 1)
     if len(means) > 1:
         print('\n'.join(chart({'·': list(enumerate(means, start + 1)), 'o': vals})))
         held = f'   o held-out loss ({len(eval_set)} docs)' if vals else ''
         print(f'{"":12}· train loss, mean of the last 100 steps{held}')
     seconds = time.time() - started - eval_time
-    epochs = (step + 1 - start) * batch_size / len(train_docs)
+    epochs = (adam['step'] - start) * batch_size / len(train_docs)
     if flops:  # a run within one tick of the clock took 0 s
         rate = f' = {flops / seconds:.3g} FLOP/s' if seconds > 0 else ''
         print(f'compute: {flops:.3g} FLOPs in {seconds:.1f} s{rate} | {tokens} tokens | '
@@ -599,10 +588,8 @@ def run_training(train_docs, val_docs, adam):
             'tokens': tokens, 'epochs': epochs}
 
 def chart(curves, height=8, width=60):
-    """Curves on one grid, as lines of at most 72 columns. curves: {mark: [(step, loss)]},
-    in order; a later curve's mark is drawn over an earlier one's. A column shows a
-    curve's mean over its steps: the lowest mean on the bottom row, the highest on the
-    top one, unless they are within 1%: then the rows span 1%, and the curves look flat."""
+    """{mark: [(step, loss)]} -> lines of at most 72 columns, later marks over earlier ones.
+    A column shows a curve's mean; rows span its lowest to highest mean (1% at least)."""
     first = min(step for points in curves.values() for step, _ in points)
     last = max(step for points in curves.values() for step, _ in points)
     columns = {}
@@ -650,9 +637,8 @@ def samples(train_docs, val_docs):  # new docs; how many copy a real one
 
 # --- explain(): the model reading one text, position by position -------------
 def explain(text):
-    """Show the model reading text: at each position the real next token's probability
-    and loss, the top 5 guesses, and each head's attention over what it has read. Returns
-    the rows, each {'probs', 'loss', 'attention'}. Raises MicrogptError."""
+    """Show the model reading text: at each position the next token's probability and loss,
+    the top 5 guesses, each head's attention. -> rows of {'probs', 'loss', 'attention'}."""
     check_known(text, 'the text to explain')
     shown = [c.replace(' ', '·') if c.isprintable() else '¤' for c in chars] + ['¶']
     tokens = encode(text)
@@ -752,8 +738,7 @@ def configure(argv):  # checks, then sets, the flags: {name: value}; they stay s
                 word in words) else kind(text)
         except (ValueError, KeyError):
             fail(f'--{name} takes {WORDS[kind]}, not {text!r}')
-    s = {**settings(), **given}
-    s.pop('explain', None)
+    s = {k: given.get(k, v) for k, v in settings().items()}
     check_settings(s, shape=not (s['load'] or s['resume']))  # else the file's: load_model()
     run_only = ('save', 'load', 'resume', 'explain')  # main() reads these from given
     globals().update({k: v for k, v in given.items() if k not in run_only})
@@ -765,23 +750,16 @@ def check_settings(s, where='', shape=True):  # s: {name: value}; stops at the f
         if not (type(value) is kind or kind is float and type(value) is int
                 or name == 'init_std' and value is None):
             fail(f'{where}{name} takes {WORDS[kind]}, not {value!r}')
-    if shape and min(s[k] for k in SHAPE) < 1:
-        fail(f'{where}n_layer, n_embd, n_head and block_size must be at least 1')
+        low = 1 if name in (*SHAPE, 'batch_size', 'workers') else 0
+        if kind in (int, float) and value is not None and not low <= value < math.inf:
+            fail(f'{where}{name} must be finite and {"at least 1" if low else "not negative"}')
     if shape and s['n_embd'] % s['n_head']:
         fail(f'{where}n_embd={s["n_embd"]} must be a multiple of n_head={s["n_head"]}')
     if shape and len(s['prompt']) >= s['block_size']:
         fail(f'{where}prompt must be shorter than block_size={s["block_size"]}')
-    if min(s['batch_size'], s['workers']) < 1:
-        fail(f'{where}batch_size and workers must be at least 1')
-    counts = ('num_steps', 'num_samples', 'eval_interval', 'eval_iters', 'eval_docs', 'seed',
-              'bpe_merges')
-    if min(s[k] for k in counts) < 0:
-        fail(f'{where}{", ".join(counts)} cannot be negative')
-    if not all(0 < s[k] < math.inf for k in ('learning_rate', 'eps', 'temperature')):
+    if 0 in (s['learning_rate'], s['eps'], s['temperature']):
         fail(f'{where}learning_rate, eps and temperature must be finite and > 0')
-    if s['init_std'] is not None and not 0 <= s['init_std'] < math.inf:
-        fail(f'{where}init_std must be finite and >= 0')
-    if not (0 <= s['beta1'] < 1 and 0 <= s['beta2'] < 1):
+    if max(s['beta1'], s['beta2']) >= 1:
         fail(f'{where}beta1 and beta2 must be at least 0 and below 1')
     if s['load'] and s['resume']:
         fail(f'{where}--load and --resume both read a model: give one of them')
@@ -824,8 +802,8 @@ def setup(argv):  # -> what main() needs; a failure changes no setting and no mo
     check_known(given.get('explain', ''), '--explain')
     check_known(''.join(train_docs + val_docs), 'the input file')
     save_to = given.get('save', save) or resuming  # a resumed run saves back to its file
-    if int8 and save_to == resuming:
-        fail(f'--int8 would replace the training state in {resuming}: --save=ANOTHER.json')
+    if int8 and save_to == resuming:  # no --save, or the file being resumed
+        fail('--int8 needs --save=FILE, another file than the one --resume goes on with')
     if save_to:
         check_save_path(save_to)
 
@@ -837,12 +815,12 @@ def setup(argv):  # -> what main() needs; a failure changes no setting and no mo
             'input_crc': input_crc, 'input_path': path, 'explain': given.get('explain')}
 
 # --- files: the text; the model as JSON, read as untrusted input -------------
-def read_text(path):  # the text of a UTF-8 file; one too big is a MemoryError
+def read_text(path, what='input file', flag='--input_file'):  # too big: a MemoryError
     try:
         with open(path, encoding='utf-8-sig', newline='') as f:  # -sig: no byte-order mark
             return f.read()
     except (OSError, UnicodeDecodeError) as e:  # missing, a folder, not UTF-8, ...
-        fail(f'cannot read input file {path!r} ({e}); give --input_file=PATH, UTF-8 text')
+        fail(f'cannot read {what} {path!r} ({e}); give {flag}=PATH, UTF-8 text')
 
 def check_known(text, what):  # the model has a token for each character of text
     unknown = ''.join(sorted(set(text) - set(chars)))
@@ -902,10 +880,7 @@ def load_model(path, given, resuming):
     settings) become the settings. Returns, to resume, its training state, else None."""
     bad = f'model file {path!r} is not a microgpt model (use a file made by --save):'
     try:
-        with open(path, 'rb') as f:
-            blob = json.loads(f.read())
-    except OSError as e:
-        fail(f'cannot read model file {path!r}: {e.strerror}')
+        blob = json.loads(read_text(path, 'model file', '--resume' if resuming else '--load'))
     except (ValueError, RecursionError, MemoryError) as e:  # not JSON, or nested too deep
         fail(f'{bad} {type(e).__name__} {str(e)[:60]}')
 
@@ -918,8 +893,8 @@ def load_model(path, given, resuming):
             len(set(vocab)) != len(vocab)):
         fail(f'{bad} its chars must be distinct single characters')
     if type(pairs) is not list or not all(type(p) is list and len(p) == 2 and all(
-            type(t) is int and 0 <= t < len(vocab) + k for t in p) for k, p in enumerate(pairs)) or (
-            len(set(map(tuple, pairs))) < len(pairs)):
+            type(t) is int and 0 <= t < len(vocab) + k for t in p)
+            for k, p in enumerate(pairs)) or len(set(map(tuple, pairs))) < len(pairs):
         fail(f'{bad} its merges must be distinct pairs of earlier token ids')
     if type(training) is not dict:
         fail(f'{path!r} holds no training state (8-bit, or saved by an older microgpt): '
@@ -941,7 +916,7 @@ def load_model(path, given, resuming):
             set(weights) != set(shapes())):  # counted first: n_layer may be huge
         fail(f'{bad} not the matrices of its config')
     try:  # 8-bit rows are [scale, text]; a scale that is not a float could repeat a text
-        if blob.get('int8') and any(type(row[0]) is not float for w in weights.values() for row in w):
+        if blob.get('int8') and not all(type(r[0]) is float for w in weights.values() for r in w):
             raise TypeError
         weights = {k: dequantize(w) for k, w in weights.items()} if blob.get('int8') else weights
     except (TypeError, ValueError, IndexError, KeyError):
@@ -972,11 +947,10 @@ def load_model(path, given, resuming):
 def stop_requests():  # -> a list that each Ctrl-C or SIGTERM adds its name to
     asks = []
     with contextlib.ExitStack() as undo:
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            if threading.current_thread() is not threading.main_thread():
-                break  # only the main thread can take signals
-            previous = signal.signal(signum, lambda s, f: asks.append(signal.Signals(s).name))
-            undo.callback(signal.signal, signum, previous)
+        if threading.current_thread() is threading.main_thread():  # only it takes signals
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                previous = signal.signal(signum, lambda s, f: asks.append(signal.Signals(s).name))
+                undo.callback(signal.signal, signum, previous)
         try:
             yield asks
         except ChildProcessError as e:  # Part 2's word that a worker ended

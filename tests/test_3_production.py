@@ -707,6 +707,21 @@ class Int8Files(ModelFileCase):
                                    repr(self.q), 'holds no training state', '--load')
         print(f'  {line}')
 
+    def test_int8_needs_a_file_of_its_own(self):
+        """--int8 says how --save writes: without --save, or saving back over the run that
+        --resume goes on with (whose training state it would drop), it is refused at once."""
+        before = slurp(self.good)
+        self.assert_refused([f'--input_file={self.words}', '--int8'], '--int8 needs --save=FILE')
+        self.assert_refused([f'--input_file={self.words}', f'--resume={self.good}', '--int8'],
+                            '--int8 needs --save=FILE')
+        self.assertEqual(slurp(self.good), before)
+        other = os.path.join(self.d, 'q.json')  # the control: resumed, then saved elsewhere
+        code, out, err = command_line(f'--input_file={self.words}', f'--resume={self.good}',
+                                      '--int8', f'--save={other}', '--num_samples=0')
+        self.assertEqual((code, err), (0, ''))
+        self.assertIn('int8', json.loads(slurp(other)))
+        self.assertNotIn('training', json.loads(slurp(other)))
+
 
 class HostileInt8Files(ModelFileCase):
     """8-bit rows in a model file are untrusted: each must be [a finite scale, base64 of one
