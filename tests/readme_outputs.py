@@ -15,7 +15,6 @@ EDIT_NEW = EDIT_OLD + ' + 0.01 * sum(logit * logit for logit in logits)'
 # whatever the program prints. names.json is a saved default-shape model; chat.txt has ' :'.
 TROUBLE = [
     ('--n_embdd=32', 'A typo, or a flag without `--`: `--help` lists them all.'),
-    ('--steps=300', 'The closest setting is named.'),
     ('--n_embd 32', 'Flags are written `--name=value`.'),
     ('--n_embd=8.9', 'Give a value of the setting\'s kind.'),
     ('--n_embd=10', 'Each head reads `n_embd // n_head` numbers: the division must be exact.'),
@@ -27,7 +26,6 @@ TROUBLE = [
     ('--load=names.json --input_file=chat.txt',
      'A model keeps its characters: train a new one on the new text (see fine-tuning above).'),
     ('--load=input.txt', 'Give a file that `--save` wrote; the end of the line says what is wrong.'),
-    ('--load=names.json --resume=names.json', '`--load` starts a new schedule; `--resume` goes on.'),
     ('--resume=names8.json', 'An 8-bit model keeps no training state: `--load` it.'),
 ]
 
@@ -78,9 +76,8 @@ def explain(d):
 
 NOTEBOOK_CELLS = [
     "results = main(['--num_steps=300'])",
-    "print(sorted(results))",
     "print(results['val_loss'], results['samples'][:3])",
-    "n_embd = 32\ntry:\n    sample()\nexcept MicrogptError as e:\n    print('MicrogptError:', e)",
+    "n_embd = 32\ntry:\n    sample()\nexcept MicrogptError as e:\n    print(e)",
     "reset_settings()\nprint(n_embd, sample())",
 ]
 
