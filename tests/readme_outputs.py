@@ -117,7 +117,8 @@ def resume(d):
 
 
 def trouble(d):
-    sh(['--num_steps=0', '--save=names.json', '--eval_docs=0', '--num_samples=0'], d)
+    if not os.path.exists(os.path.join(d, 'names.json')):  # any model of the default shape
+        sh(['--num_steps=0', '--save=names.json', '--eval_docs=0', '--num_samples=0'], d)
     sh(['--load=names.json', '--num_steps=0', '--int8', '--save=names8.json', '--eval_docs=0',
         '--num_samples=0'], d)
     rows = ['| `python microgpt.py ...` | prints | what to do |', '|---|---|---|']
@@ -151,6 +152,27 @@ def layout(d):
         name = f'{part}: {title}' if 'Part' in part else title
         rows.append(f'| {a + 1}-{b} | {name} |')
     return '\n'.join(rows)
+
+
+def recipe(d):
+    """Further training on chosen data, as the README shows it: needs names.json in d (the default
+    run, saved); the counts of 200 samples that end in 'a', before and after."""
+    with open(os.path.join(d, 'input.txt')) as f, open(os.path.join(d, 'chosen.txt'), 'w') as g:
+        g.write(''.join(line for line in f if line.rstrip('\n').endswith('a')))
+
+    def ending_in_a(model):
+        code, out, err = sh([f'--load={model}', '--num_steps=0', '--num_samples=200'], d)
+        return str(len([l for l in out.splitlines() if l.startswith('sample') and l.endswith('a')]))
+    before = ending_in_a('names.json')
+    sh(['--load=names.json', '--input_file=chosen.txt', '--num_steps=300', '--save=tuned.json'], d)
+    return '\n'.join([
+        '```', "$ grep 'a$' input.txt > chosen.txt       # 6,640 of the 32,033 names",
+        '$ python microgpt.py --save=names.json',
+        "$ python microgpt.py --load=names.json --num_steps=0 --num_samples=200 | grep -c '^sample.*a$'",
+        before,
+        '$ python microgpt.py --load=names.json --input_file=chosen.txt --num_steps=300 --save=tuned.json',
+        "$ python microgpt.py --load=tuned.json --num_steps=0 --num_samples=200 | grep -c '^sample.*a$'",
+        ending_in_a('tuned.json'), '```'])
 
 
 BLOCKS = {'LAYOUT': layout, 'OVERFIT': overfit, 'QUICKSTART': quickstart, 'EDIT': edit, 'EXPLAIN': explain, 'NOTEBOOK': notebook,

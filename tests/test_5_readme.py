@@ -35,14 +35,20 @@ def section(title):
 
 
 class Readme(unittest.TestCase):
-    def setUp(self):
-        self.d = outputs.folder()
-
-    def tearDown(self):
-        shutil.rmtree(self.d)
+    @classmethod
+    def setUpClass(cls):  # the quick start, saved: the README's later commands load it
+        cls.d = outputs.folder()
+        cls.addClassCleanup(shutil.rmtree, cls.d)
+        code, out, err = outputs.sh(['--save=names.json'], cls.d)
+        saved = 'saved the model to names.json at step 1000 of 1000\n'
+        cls.quickstart = outputs.block('python microgpt.py', (out + err).replace(saved, ''))
+        assert code == 0 and saved in out, err
 
     def test_it_is_for_learners_short(self):
         self.assertLessEqual(readme().count('\n'), 400)
+
+    def test_the_fine_tuning_recipe_runs_as_shown(self):
+        self.assertIn(outputs.recipe(self.d), readme())
 
     def test_every_troubleshooting_row_is_what_the_program_prints(self):
         table = [line for line in section('Troubleshooting').splitlines() if line.startswith('|')]
@@ -57,7 +63,7 @@ class Readme(unittest.TestCase):
     def test_the_quick_start_is_what_python_microgpt_py_prints(self):
         """The default run: every line the README shows (it trims runs of lines to '...') is a
         line of a real run, in order; the first and the last lines are all there."""
-        real = mask(outputs.quickstart(self.d)).splitlines()
+        real = mask(self.quickstart).splitlines()
         text = mask(readme())
         start = text.index('```\n$ python microgpt.py\n')
         shown = text[start:text.index('\n```', start + 4) + 4].splitlines()
