@@ -676,6 +676,8 @@ class MicrogptError(Exception):
     def __init__(self, message, code=2):  # exit 2: bad settings or input; 1: a run gone wrong
         super().__init__(message)
         self.code = code
+    def _render_traceback_(self):  # what IPython and Jupyter show: the line, no traceback
+        return [f'MicrogptError: {self}']
 
 def fail(message, code=2):  # from None: the message says it all, no chained traceback
     raise MicrogptError(message, code) from None
@@ -802,14 +804,15 @@ def setup(argv):  # -> what main() needs; a failure changes no setting and no mo
     check_known(given.get('explain', ''), '--explain')
     check_known(''.join(train_docs + val_docs), 'the input file')
     save_to = given.get('save', save) or resuming  # a resumed run saves back to its file
-    if int8 and save_to == resuming:  # no --save, or the file being resumed
-        fail('--int8 needs --save=FILE, another file than the one --resume goes on with')
+    if int8 and resuming and save_to == resuming:  # 8-bit files keep no training state
+        fail(f'--int8 would drop the training state of {resuming!r}: give --save=ANOTHER.json')
     if save_to:
         check_save_path(save_to)
 
     if state:
         random.setstate(state['random_state'])
-        print(f'resuming {resuming} at step {state["step"]} of {num_steps}')
+        done = ': it is finished; --load it to train more' if state['step'] == num_steps else ''
+        print(f'resuming {resuming} at step {state["step"]} of {num_steps}{done}')
     adam = state or {'step': 0, 'm': [0.0] * len(params), 'v': [0.0] * len(params)}
     return {'train_docs': train_docs, 'val_docs': val_docs, 'adam': adam, 'save': save_to,
             'input_crc': input_crc, 'input_path': path, 'explain': given.get('explain')}
@@ -970,6 +973,8 @@ def fits_model(f):  # f, after a check that the settings as they stand fit the m
         if 'state_dict' not in globals():
             fail('there is no model yet: run main(), or use_vocab() then use_weights()')
         check_settings(settings())
+        if not all(math.isfinite(p.data) for p in params):  # a run that diverged
+            fail('the model holds nan or inf weights: train again with a lower learning_rate')
         for name, value in model_shape.items():
             if globals()[name] != value:
                 fail(f'the model was made with {name}={value}, not {globals()[name]}: set it '

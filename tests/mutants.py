@@ -1,252 +1,382 @@
 """Do the tests bite? Break microgpt.py on purpose, one mistake at a time, and see which tests fail.
 
-    python tests/mutants.py     # every mutant, one test-suite run each, two at a time (~30 minutes)
+    python tests/mutants.py               # every mutant, two at a time (~1 hour on 2 cores)
+    python tests/mutants.py -j 1 merge    # only the mutants whose description says "merge"
 
-Each mutant is a copy of the repository with one line of microgpt.py changed: a wrong local
-gradient, a broken causal order, BOS handling, Adam's bias correction, and so on. A mutant that no
-test catches is printed as SURVIVED and makes the script exit 1. Each suite stops at its first
-failure (-f), so a caught mutant costs less than a whole run.
+Each mutant is a copy of the repository (microgpt.py, tests/, input.txt) in a temporary folder
+with one text of microgpt.py changed: a wrong local gradient, a broken causal order, BOS handling,
+Adam's bias correction, the self-check's bound, and so on. Its first tests (the classes named
+beside it) run first; if they pass, so does the rest of the suite, test_1 to test_4b, so that a
+mutant is SURVIVED only if no test at all catches it (test_5_readme is left out: it compares
+README.md, which the copy does not hold). A SURVIVED mutant makes the script exit 1. Each run stops
+at its first failure (-f). The unmutated copy runs first, whole: if it fails, nothing is counted.
 """
-import concurrent.futures, os, re, shutil, subprocess, sys, tempfile
+import concurrent.futures, os, re, shutil, signal, subprocess, sys, tempfile, time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-MUTANTS = [  # (what it breaks, text in microgpt.py, replacement)
+SUITE = ['tests.test_1_gpt', 'tests.test_2_efficiency', 'tests.test_3_production',
+         'tests.test_4a_guard_rails', 'tests.test_4b_running']
+TIMEOUT = 1800  # seconds for one run of the suite: a mutant that hangs it counts as caught
+MUTANTS = [  # (what it breaks, text in microgpt.py, replacement, the tests to run first)
+    # ---- Part 1: autograd
     ('add: local gradient',
      'return Value(self.data + other.data, (self, other), (1.0, 1.0))',
-     'return Value(self.data + other.data, (self, other), (1.0, 0.5))'),
+     'return Value(self.data + other.data, (self, other), (1.0, 0.5))', 'test_1_gpt.ValueOps'),
     ('mul: local gradients swapped',
      '(self, other), (other.data, self.data))',
-     '(self, other), (self.data, other.data))'),
+     '(self, other), (self.data, other.data))', 'test_1_gpt.ValueOps'),
     ('pow: local gradient',
      '(k * self.data ** (k - 1),)',
-     '(k * self.data ** k,)'),
+     '(k * self.data ** k,)', 'test_1_gpt.ValueOps'),
     ('log: local gradient',
      '(1 / self.data,)',
-     '(1 / self.data ** 2,)'),
+     '(1 / self.data ** 2,)', 'test_1_gpt.ValueOps'),
     ('exp: local gradient',
      '(self,), (math.exp(self.data),))',
-     '(self,), (1.0,))'),
+     '(self,), (1.0,))', 'test_1_gpt.ValueOps'),
     ('relu: local gradient',
      '(float(self.data > 0),)',
-     '(float(self.data >= 0) * 0.5 + 0.5,)'),
+     '(float(self.data >= 0) * 0.5 + 0.5,)', 'test_1_gpt.ValueOps'),
     ('backward: = instead of +=',
      'child.grad += local_grad * v.grad',
-     'child.grad = local_grad * v.grad'),
+     'child.grad = local_grad * v.grad', 'test_1_gpt.Backward'),
     ('backward: the tape read oldest first',
      'for v in reversed(tape):',
-     'for v in tape:'),
-    ('fused dot: local gradients swapped',
-     'a + b, bd + ad)',
-     'a + b, ad + bd)'),
-    ('fused linear: local gradients swapped',
-     'w_row + x, xd + wd)',
-     'w_row + x, wd + xd)'),
-    ('fused softmax: local gradient',
-     'p * ((i == j) - q)',
-     'p * ((i == j) + q)'),
-    ('fused cross-entropy: local gradient',
-     'p - (j == target)',
-     'p - 0.9 * (j == target)'),
+     'for v in tape:', 'test_1_gpt.Backward'),
+    ('backward: a used-up graph gives zero gradients, not an error',
+     'if self._children and self not in reversed(tape):',
+     'if False:', 'test_1_gpt.Backward'),
+    # ---- Part 1: the model
     ('causality: the model sees the token it must predict',
      'tokens[pos_id], tokens[pos_id + 1]\n        logits = gpt(token_id, pos_id, keys, value'
      's, sd)\n',
      'tokens[pos_id + 1], tokens[pos_id + 1]\n        logits = gpt(token_id, pos_id, keys, v'
-     'alues, sd)\n'),
+     'alues, sd)\n', 'test_1_gpt.Causality test_1_gpt.ReferenceModel'),
     ('causality: positions run last to first, so each one attends to the future',
      'for pos_id in range(min(block_size, len(tokens) - 1)):',
-     'for pos_id in reversed(range(min(block_size, len(tokens) - 1))):'),
+     'for pos_id in reversed(range(min(block_size, len(tokens) - 1))):',
+     'test_1_gpt.Causality test_1_gpt.ReferenceModel'),
     ('position embedding off by one',
      "sd['wpe'][pos_id]",
-     "sd['wpe'][min(pos_id + 1, block_size - 1)]"),
+     "sd['wpe'][min(pos_id + 1, block_size - 1)]", 'test_1_gpt.ReferenceModel'),
     ('the value cache stores the keys',
      'values[li].append(v)',
-     'values[li].append(k)'),
+     'values[li].append(k)', 'test_1_gpt.ReferenceModel'),
     ('heads overlap',
      'hs = h * head_dim',
-     'hs = h'),
+     'hs = h', 'test_1_gpt.ReferenceModel'),
     ('attention: scale by sqrt(head size) the wrong way',
      '* head_dim ** -0.5 for k_t',
-     '* head_dim ** 0.5 for k_t'),
+     '* head_dim ** 0.5 for k_t', 'test_1_gpt.ReferenceModel'),
     ('no norm before the MLP',
      "        x = rmsnorm(x)\n        x = linear(x, sd[f'layer{li}.mlp_fc1'])",
-     "        x = linear(x, sd[f'layer{li}.mlp_fc1'])"),
+     "        x = linear(x, sd[f'layer{li}.mlp_fc1'])", 'test_1_gpt.ReferenceModel'),
     ('no relu',
      'x = [relu(xi) for xi in x]',
-     'x = [xi for xi in x]'),
+     'x = [xi for xi in x]', 'test_1_gpt.ReferenceModel'),
     ('MLP: no residual',
      "        x = linear(x, sd[f'layer{li}.mlp_fc2'])  # (n_embd,)\n        x = [a + b for a"
      ', b in zip(x, x_residual)]',
-     "        x = linear(x, sd[f'layer{li}.mlp_fc2'])  # (n_embd,)"),
+     "        x = linear(x, sd[f'layer{li}.mlp_fc2'])  # (n_embd,)", 'test_1_gpt.ReferenceModel'),
     ('output layer tied to the token embedding',
      "return linear(x, sd['lm_head'])",
-     "return linear(x, sd['wte'])"),
+     "return linear(x, sd['wte'])", 'test_1_gpt.ReferenceModel'),
     ('rmsnorm: sum instead of mean',
      'scale = (dot(x, x) / len(x) + 1e-5) ** -0.5',
-     'scale = (dot(x, x) + 1e-5) ** -0.5'),
-    ('BOS: no end-of-document token',
-     'return [BOS] + [stoi[c] for c in doc] + [BOS]',
-     'return [BOS] + [stoi[c] for c in doc]'),
-    ('BOS: id collides with a character',
-     'BOS = len(chars)  ',
-     'BOS = 0  '),
-    ('BOS: samples do not stop at BOS',
-     '        if token_id == BOS:\n            break',
-     '        if token_id == BOS:\n            pass'),
-    ('Adam: no bias correction',
-     'bias1 = 1 - beta1 ** (step + 1)',
-     'bias1 = 1.0'),
-    ('Adam: bias correction off by one step',
-     'bias2 = 1 - beta2 ** (step + 1)',
-     'bias2 = 1 - beta2 ** (step + 2)'),
-    ('loss: log-sum-exp without the max',
-     'return log(sum(exp(l - top) for l in logits)) + top - logits[target]',
-     'return log(sum(exp(l) for l in logits)) - logits[target]'),
-    # the mistakes that issue 9 found no test for
-    ('a document makes one prediction fewer than block_size',
-     'range(min(block_size, len(tokens) - 1)):',
-     'range(min(block_size - 1, len(tokens) - 1)):'),
-    ('the learning rate never decays',
-     'learning_rate * (1 - step / num_steps)',
-     'learning_rate * 1'),
-    ('the training loss summed, not averaged',
-     '[sum(ls) / len(ls) for ls in map(doc_losses, batch)]',
-     '[sum(ls) for ls in map(doc_losses, batch)]'),
+     'scale = (dot(x, x) + 1e-5) ** -0.5', 'test_1_gpt.SoftmaxAndRmsnorm'),
+    ('the initial weights do not scale with the width',
+     'std = 0.08 * (16 / n_embd) ** 0.5 if',
+     'std = 0.08 if', 'test_1_gpt.Initialization'),
+    # ---- Part 1: data, tokens, loss, Adam, training, evaluation, sampling
+    ('the split by chance, not by content',
+     'if crc[doc] % 10 == 0}',
+     'if random.random() < 0.1}', 'test_1_gpt.Split'),
+    ('the split at every line break that splitlines() knows',
+     "text.replace('\\r\\n', '\\n').split('\\n')",
+     'text.splitlines()', 'test_1_gpt.Split'),
     ('the shuffle removed',
      'random.shuffle(train_docs)',
-     'train_docs.sort()'),
-    ('val loss computed on training documents',
-     'val_loss = evaluate(val_docs[:n]',
-     'val_loss = evaluate(train_docs[:n]'),
-    # Part 2 and 3
-    ('prefix cache: one position too many kept',
-     'del cache[shared:]',
-     'del cache[shared + 1:]'),
-    ('batches: the mean over documents forgotten',
-     'loss = sum(doc_means) / len(doc_means)',
-     'loss = sum(doc_means)'),
-    ('workers: a share dealt twice',
-     'pipe.send((weights, batch[i + 1::n]))',
-     'pipe.send((weights, batch[::n]))'),
+     'train_docs.sort()', 'test_1_gpt.Split'),
+    ('BOS: no end-of-document token',
+     'return [BOS] + [stoi[c] for c in doc] + [BOS]',
+     'return [BOS] + [stoi[c] for c in doc]', 'test_1_gpt.Tokenizer test_1_gpt.Loss'),
+    ('BOS: id collides with a character',
+     'BOS = len(chars)  ',
+     'BOS = 0  ', 'test_1_gpt.Tokenizer'),
+    ('BOS: samples do not stop at BOS',
+     '        if token_id == BOS:\n            break',
+     '        if token_id == BOS:\n            pass', 'test_1_gpt.Sampling'),
+    ('loss: log-sum-exp without the max',
+     'return log(sum(exp(logit - top) for logit in logits)) + top - logits[target]',
+     'return log(sum(exp(logit) for logit in logits)) - logits[target]', 'test_1_gpt.Loss'),
+    ('a document makes one prediction fewer than block_size',
+     'range(min(block_size, len(tokens) - 1)):',
+     'range(min(block_size - 1, len(tokens) - 1)):', 'test_1_gpt.Loss test_1_gpt.Evaluation'),
     ('long documents: the window always at the start',
      'random.randrange(len(tokens) - block_size) if',
-     '0 if'),
+     '0 if', 'test_1_gpt.Loss'),
     ('long documents: the window one token short',
      'return tokens[start:start + block_size + 1]',
-     'return tokens[start:start + block_size]'),
-    ('running mean over all steps',
-     'sum(losses[-100:]) / len(losses[-100:])',
-     'sum(losses) / len(losses)'),
-    ('copies counted against the held-out documents',
-     'train_set = set(train_docs)',
-     'train_set = set(val_docs)'),
-    ('model file: non-finite weights accepted',
-     'type(x) is float and math.isfinite(x)',
-     'type(x) is float'),
-    ('Ctrl-C stops in the middle of a step',
-     'previous = signal.signal(signum, ask)',
-     'previous = signal.signal(signum, signal.default_int_handler)'),
-    # sampling through the KV cache, the fused loss at underflow, whole-number settings
+     'return tokens[start:start + block_size]', 'test_1_gpt.Loss'),
+    ('Adam: no bias correction',
+     'bias1 = 1 - beta1 ** (step + 1)',
+     'bias1 = 1.0', 'test_1_gpt.Adam'),
+    ('Adam: bias correction off by one step',
+     'bias2 = 1 - beta2 ** (step + 1)',
+     'bias2 = 1 - beta2 ** (step + 2)', 'test_1_gpt.Adam'),
+    ('the learning rate never decays',
+     'learning_rate * (1 - step / num_steps)',
+     'learning_rate * 1', 'test_1_gpt.Adam'),
+    ('the training loss summed, not averaged',
+     '[sum(ls) / len(ls) for ls in map(doc_losses, batch)]',
+     '[sum(ls) for ls in map(doc_losses, batch)]', 'test_1_gpt.Training'),
+    ('batches: the mean over documents forgotten',
+     'loss = sum(doc_means) / len(doc_means)',
+     'loss = sum(doc_means)', 'test_1_gpt.Training'),
+    ('evaluate() drops a graph it did not make',
+     '        del tape[start:]  # no backward() follows: drop the graph made here\n    return '
+     'math.fsum',
+     '        tape.clear()\n    return math.fsum', 'test_1_gpt.Evaluation'),
     ('sampling: one cache shared by every layer',
-     '    keys, values = empty_cache()\n    tokens = [BOS] + [stoi[c] for c in prompt]',
-     '    keys, values = [[]] * n_layer, [[]] * n_layer\n    tokens = [BOS] + [stoi[c] for c'
-     ' in prompt]'),
+     '    keys, values = empty_cache()\n    tokens = encode(prompt)[:-1]',
+     '    keys, values = [[]] * n_layer, [[]] * n_layer\n    tokens = encode(prompt)[:-1]',
+     'test_1_gpt.SamplingMatchesReference'),
     ('sampling: the cache does not carry to the next position',
      'logits = gpt(tokens[pos_id], pos_id, keys, values, sd)\n        if pos_id + 1 < len(to'
      'kens):',
      'logits = gpt(tokens[pos_id], pos_id, *empty_cache(), sd)\n        if pos_id + 1 < len('
-     'tokens):'),
+     'tokens):', 'test_1_gpt.SamplingMatchesReference'),
+    # ---- Part 2: the fast functions, the master switch, the proof
+    ('fused dot: local gradients swapped',
+     'a + b, bd + ad)',
+     'a + b, ad + bd)', 'test_2_efficiency.FusedNodes'),
+    ('fused linear: local gradients swapped',
+     'w_row + x, xd + wd)',
+     'w_row + x, wd + xd)', 'test_2_efficiency.FusedNodes'),
+    ('fused softmax: local gradient',
+     'p * ((i == j) - q)',
+     'p * ((i == j) + q)', 'test_2_efficiency.FusedNodes'),
+    ('fused cross-entropy: local gradient',
+     'p - (j == target)',
+     'p - 0.9 * (j == target)', 'test_2_efficiency.FusedNodes'),
     ('fused loss: -log(softmax) instead of log-sum-exp',
      'Value(plain_cross_entropy(floats, target), logits',
-     'Value(-math.log(plain_softmax(floats)[target]), logits'),
-    ('whole-number settings truncate decimals',
-     'if kind is bool else kind(text)',
-     'if kind is bool else (int(float(text)) if kind is int else kind(text))'),
-    # the data, the start, resuming
-    ('the split by chance, not by content',
-     'if crc[doc] % 10 == 0}',
-     'if random.random() < 0.1}'),
-    ('the split at every line break that splitlines() knows',
-     "text.replace('\\r\\n', '\\n').split('\\n')",
-     'text.splitlines()'),
-    ('the initial weights do not scale with the width',
-     'std = 0.08 * (16 / n_embd) ** 0.5 if',
-     'std = 0.08 if'),
-    ('evaluate() drops a graph it did not make',
-     '        del tape[start:]  # no backward() follows: drop the graph made here\n        i'
-     'f progress:',
-     '        tape.clear()\n        if progress:'),
-    ('resume: the random state not restored',
-     "random.setstate(state['random_state'])",
-     'random.seed(seed)'),
-    ('resume: Adam restarts from zero',
-     'return dict(training, m=m, v=v,',
-     'return dict(training, m=[0.0] * len(m), v=v,'),
-    ('resume: the input file is not compared',
-     "if state and state['input_crc'] !=",
-     "if False and state['input_crc'] !="),
-    ('a refused model file leaves its shape behind',
-     '@all_or_nothing()\ndef load_model',
-     'def load_model'),
-    # the training window, the command line
+     'Value(-math.log(plain_softmax(floats)[target]), logits', 'test_2_efficiency.FusedNodes'),
+    ('the master switch: part2=False leaves the fused dot on',
+     'if not (part2 and fused and a and',
+     'if not (fused and a and', 'test_2_efficiency.TheMasterSwitch'),
+    ('the master switch: part2=False leaves evaluate() on plain floats',
+     '    if not (part2 and no_grad):\n',
+     '    if not no_grad:\n', 'test_2_efficiency.TheMasterSwitch'),
+    ('prefix cache: one position too many kept',
+     'del cache[shared:]',
+     'del cache[shared + 1:]', 'test_2_efficiency.PlainFloatsAndThePrefixCache'),
+    ('workers: a share dealt twice',
+     'pipe.send((weights, batch[i + 1::n]))',
+     'pipe.send((weights, batch[::n]))', 'test_2_efficiency.DataParallelism'),
+    ('the self-check compares Part 2 with itself',
+     "map(rel_diff, fast, slow)",
+     "map(rel_diff, fast, fast)", 'test_2_efficiency.TheProofCatchesAnEdit'),
+    ('the self-check: Part 2 may differ from Part 1 by 1e-3',
+     'if diffs[worst] > 1e-9:',
+     'if diffs[worst] > 1e-3:', 'test_2_efficiency.TheProofCatchesAnEdit'),
+    ('the self-check: finite differences with too large a step',
+     'def self_check(doc, val_docs, n_fd=20, h=1e-6):',
+     'def self_check(doc, val_docs, n_fd=20, h=1e-2):', 'test_2_efficiency.TheProof'),
+    ('the self-check: one-sided differences over 2h',
+     '(float_loss(tokens, i, h) - float_loss(tokens, i, -h)) / (2 * h)',
+     '(float_loss(tokens, i, h) - float_loss(tokens, i, 0)) / (2 * h)',
+     'test_2_efficiency.TheProof'),
+    ('the self-check: part2 not restored after an error',
+     '    try:\n        slow = (*loss_and_grads(tokens), [evaluate(val_docs)])\n    finally:\n'
+     "        globals()['part2'] = on",
+     "    slow = (*loss_and_grads(tokens), [evaluate(val_docs)])\n    globals()['part2'] = on",
+     'test_2_efficiency.TheProof'),
+    ('the self-check turns Part 2 on in a --part2=False run',
+     "        globals()['part2'] = on",
+     "        globals()['part2'] = True", 'test_2_efficiency.TheProof'),
+    # ---- Part 3: byte-pair merges, bits per character, 8-bit weights
+    ('merges learned from the held-out documents too',
+     'use_merges(learn_merges(train_docs, bpe_merges))',
+     'use_merges(learn_merges(train_docs + val_docs, bpe_merges))',
+     'test_3_production.TrainingDocumentsOnly'),
+    ('merges: a tie goes to the pair counted last',
+     'pair = max(counts, key=counts.get)',
+     'pair = max(reversed(counts), key=counts.get)', 'test_3_production.LearnMergesAgainstReference'),
+    ('encode: the merge learned last applied first',
+     'key=lambda p: merges.get(p, math.inf)',
+     'key=lambda p: -merges.get(p, -1)', 'test_3_production.EncodeAgainstReference'),
+    ('bits per character: the end of a document counts no character',
+     'if t != BOS else 1 for t in predicted)',
+     'if t != BOS else 0 for t in predicted)', 'test_3_production.BitsPerChar'),
+    ('8-bit weights: the largest at 126, not 127',
+     'max(max(map(abs, row)) / 127, sys.float_info.min)',
+     'max(max(map(abs, row)) / 126, sys.float_info.min)', 'test_3_production.QuantizeDequantize'),
+    ('8-bit weights: truncated, not rounded',
+     "array.array('b', [round(x / scale) for x in row])",
+     "array.array('b', [int(x / scale) for x in row])", 'test_3_production.QuantizeDequantize'),
+    ('model file: repeated merge pairs accepted',
+     ' or len(set(map(tuple, pairs))) < len(pairs):',
+     ':', 'test_3_production.HostileMerges'),
+    ('model file: 8-bit scales not checked to be numbers',
+     "if blob.get('int8') and not all(type(r[0]) is float",
+     "if False and not all(type(r[0]) is float", 'test_3_production.HostileInt8Files'),
+    # ---- Part 4: running it
+    ('spread(): the first n documents',
+     'return [docs[i * len(docs) // n] for i in range(n)] if n < len(docs) else docs',
+     'return docs[:n]', 'test_4b_running.Spread'),
     ('held-out loss during training on other documents each time',
-     'evaluate(val_docs[:eval_iters])',
-     'evaluate(val_docs[step % 3:][:eval_iters])'),
+     'vals.append((step + 1, evaluate(eval_set)))',
+     'vals.append((step + 1, evaluate(spread(val_docs[step % 3:], eval_iters))))',
+     'test_4b_running.HeldOutDuringTraining'),
+    ('running mean over all steps',
+     'sum(losses[-100:]) / len(losses[-100:])',
+     'sum(losses) / len(losses)', 'test_4b_running.TrainingProgress'),
     ('divergence told at every step',
      'math.log(vocab_size) and not warned:',
-     'math.log(vocab_size):'),
+     'math.log(vocab_size):', 'test_4b_running.Divergence'),
+    ('the compute meter: attention left out',
+     'return 6 * (weights * T + attention)',
+     'return 6 * weights * T', 'test_4b_running.ComputeMeter'),
+    ('the compute meter: 4 FLOPs a weight per token, not 6',
+     'return 6 * (weights * T + attention)',
+     'return 4 * (weights * T + attention)', 'test_4b_running.ComputeMeter'),
     ('chart: the top value rounded down a row',
      'grid[height - 1 - round(',
-     'grid[height - 1 - int('),
+     'grid[height - 1 - int(', 'test_4b_running.Chart'),
     ('chart: a curve that barely moves fills the height',
      'span = max(max(means.values()) - lo, abs(lo) / 100)',
-     'span = max(max(means.values()) - lo, 0)'),
+     'span = max(max(means.values()) - lo, 0)', 'test_4b_running.Chart'),
+    ('val loss computed on training documents',
+     'val_loss = evaluate(held_out)',
+     'val_loss = evaluate(train_docs[:len(held_out)])', 'test_4b_running.FinalEvaluation'),
     ('samples: no mark when cut at the context',
-     "cut = '…' if len(doc) == block_size else ''",
-     "cut = ''"),
+     "cut = '…' if len(encode(doc)) > block_size + 1 else ''",
+     "cut = ''", 'test_4b_running.Samples'),
+    ('memorisation: train and held-out copies swapped',
+     'train_set, val_set = set(train_docs), set(val_docs)',
+     'train_set, val_set = set(val_docs), set(train_docs)',
+     'test_4b_running.Memorisation test_4b_running.Samples'),
+    # ---- the guard rails
+    ('reset_settings() leaves the shape as it is',
+     'globals().update(DEFAULTS)',
+     'globals().update({k: v for k, v in DEFAULTS.items() if k not in SHAPE})',
+     'test_4a_guard_rails.ResetSettings'),
+    ('whole-number settings truncate decimals',
+     ' else kind(text)\n',
+     ' else (int(float(text)) if kind is int else kind(text))\n', 'test_4a_guard_rails.Flags'),
+    ('numbers parsed as JSON: .01 and 1. refused',
+     ' else kind(text)\n',
+     ' else json.loads(text)\n', 'test_4a_guard_rails.Flags'),
+    ('switches: only lower-case true and false',
+     'word = text.lower()',
+     'word = text', 'test_4a_guard_rails.Flags'),
     ('a bare switch means False',
      "text = text if has_value else 'true'",
-     "text = text if has_value else 'false'"),
+     "text = text if has_value else 'false'", 'test_4a_guard_rails.Flags'),
     ('a repeated flag: the last one wins',
      "fail(f'--{name} is given twice; give it once')",
-     'pass'),
-    ('no input.txt beside the script',
-     'return beside if os.path.exists(beside) else input_file',
-     'return input_file'),
+     'pass', 'test_4a_guard_rails.Flags'),
+    ('a failed setup leaves its settings and model behind',
+     '@all_or_nothing()\ndef setup',
+     'def setup', 'test_4a_guard_rails.AllOrNothing'),
+    ('model file: non-finite weights accepted',
+     'if type(x) is not float or not math.isfinite(x):',
+     'if type(x) is not float:', 'test_4a_guard_rails.HostileModelFiles'),
+    ('resume: the random state not restored',
+     "random.setstate(state['random_state'])",
+     'random.seed(seed)', 'test_4a_guard_rails.Resume'),
+    ('resume: Adam restarts from zero',
+     'return dict(training, m=m, v=v,',
+     'return dict(training, m=[0.0] * len(m), v=v,', 'test_4a_guard_rails.Resume'),
+    ('resume: the input file is not compared',
+     "if state and state['input_crc'] !=",
+     "if False and state['input_crc'] !=", 'test_4a_guard_rails.Resume'),
+    ('resume: the input file it was trained on not used',
+     "path = state['input_file'] if state and 'input_file' not in given else input_file",
+     'path = input_file', 'test_4a_guard_rails.Resume'),
+    ('resume: the input file saved as given, not absolute',
+     "'input_file': os.path.abspath(run['input_path'])",
+     "'input_file': run['input_path']", 'test_4a_guard_rails.Save test_4a_guard_rails.Resume'),
+    ('Ctrl-C stops in the middle of a step',
+     'previous = signal.signal(signum, lambda s, f: asks.append(signal.Signals(s).name))',
+     'previous = signal.signal(signum, signal.default_int_handler)',
+     'test_4b_running.CtrlCAndSigterm'),
+    ('a later cell that changes the shape is not noticed',
+     '            if globals()[name] != value:\n',
+     '            if False:\n', 'test_4b_running.NotebookCells'),
 ]
 
 
-def try_mutant(source, what, old, new):
-    """Run the suite on a copy with one change; return the line to print, and whether it was
-    caught."""
-    if source.count(old) != 1:
+def run_tests(folder, names):
+    """Run these tests in folder, stopping at the first failure. -> (passed, failing tests)."""
+    p = subprocess.Popen([sys.executable, '-m', 'unittest', '-f', *names], cwd=folder,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                         start_new_session=True)  # its own group: a timeout ends all it started
+    try:
+        _, err = p.communicate(timeout=TIMEOUT)
+    except subprocess.TimeoutExpired:
+        os.killpg(p.pid, signal.SIGKILL)
+        p.communicate()
+        return False, [f'timed out after {TIMEOUT} s']
+    return p.returncode == 0, sorted(set(re.findall(r'^(?:FAIL|ERROR): (\w+) \(', err, re.M)))
+
+
+def try_mutant(source, what, old, new, first):
+    """Run the tests on a copy with one change (none: old is None); -> (line to print, caught)."""
+    if old is not None and source.count(old) != 1:
         return (f'!! {what}: the text to change is not in microgpt.py exactly once; '
                 'update tests/mutants.py', False)
+    started = time.time()
     with tempfile.TemporaryDirectory() as d:
-        shutil.copytree(os.path.join(ROOT, 'tests'), os.path.join(d, 'tests'))
+        shutil.copytree(os.path.join(ROOT, 'tests'), os.path.join(d, 'tests'),
+                        ignore=shutil.ignore_patterns('__pycache__'))
         shutil.copy(os.path.join(ROOT, 'input.txt'), d)
         with open(os.path.join(d, 'microgpt.py'), 'w', encoding='utf-8') as f:
-            f.write(source.replace(old, new))
-        r = subprocess.run([sys.executable, '-m', 'unittest', 'discover', '-s', 'tests', '-f'],
-                           cwd=d, capture_output=True, text=True, timeout=900)  # -f: first failure
-    caught = sorted(set(re.findall(r'^(?:FAIL|ERROR): (\w+) \(', r.stderr, re.M)))
-    if r.returncode == 0:
-        return f'SURVIVED  {what}', False
-    which = (f'{len(caught)} failing tests, e.g. {", ".join(caught[:3])}' if caught
-             else 'the suite stopped')
-    return f'caught    {what}: {which}', True
+            f.write(source if old is None else source.replace(old, new))
+        first = [f'tests.{name}' for name in first.split()]
+        passed, failing = run_tests(d, first) if first else (True, [])
+        stage = 'its first tests'
+        if passed:
+            passed, failing = run_tests(d, SUITE)
+            stage = 'the rest of the suite'
+    took = f'{time.time() - started:4.0f} s'
+    if old is None:
+        return (f'{took}  unmutated: {"passes" if passed else "FAILS: " + ", ".join(failing)}',
+                passed)
+    if passed:
+        return f'{took}  SURVIVED  {what}', False
+    return f'{took}  caught    {what}: by {stage}, {", ".join(failing[:3])}', True
 
 
-def main():
-    with open(os.path.join(ROOT, 'microgpt.py'), encoding='utf-8') as f: source = f.read()
-    with concurrent.futures.ThreadPoolExecutor(2) as pool:  # two suites at a time, one per core
-        results = pool.map(lambda mutant: try_mutant(source, *mutant), MUTANTS)
-        caught = 0
-        for line, ok in results:
+def main(argv):
+    jobs = 2  # two suites at a time, one per core
+    if argv[:1] == ['-j']:
+        jobs, argv = int(argv[1]), argv[2:]
+    chosen = [mutant for mutant in MUTANTS
+              if not argv or any(word.lower() in mutant[0].lower() for word in argv)]
+    with open(os.path.join(ROOT, 'microgpt.py'), encoding='utf-8') as f:
+        source = f.read()
+    started = time.time()
+    caught = 0
+    with concurrent.futures.ThreadPoolExecutor(jobs) as pool:
+        baseline = pool.submit(try_mutant, source, 'unmutated', None, None, '')
+        results = [pool.submit(try_mutant, source, *mutant) for mutant in chosen]
+        line, ok = baseline.result()
+        print(line, flush=True)
+        if not ok:
+            for future in results:
+                future.cancel()
+            print('the unmutated copy fails: fix the suite first')
+            sys.exit(2)
+        for future in results:
+            line, ok = future.result()
             print(line, flush=True)
             caught += ok
-    print(f'{caught} of {len(MUTANTS)} mutants caught')
-    sys.exit(0 if caught == len(MUTANTS) else 1)
+    minutes = (time.time() - started) / 60
+    print(f'{caught} of {len(chosen)} mutants caught, in {minutes:.0f} minutes ({jobs} at a time)')
+    sys.exit(0 if caught == len(chosen) else 1)
 
 
 if __name__ == '__main__':
-    main()
+    main(sys.argv[1:])

@@ -707,19 +707,24 @@ class Int8Files(ModelFileCase):
                                    repr(self.q), 'holds no training state', '--load')
         print(f'  {line}')
 
-    def test_int8_needs_a_file_of_its_own(self):
-        """--int8 says how --save writes: without --save, or saving back over the run that
-        --resume goes on with (whose training state it would drop), it is refused at once."""
+    def test_int8_never_drops_a_resumed_runs_training_state(self):
+        """--int8 says how --save writes. Saving back over the run that --resume goes on with
+        would drop its training state: refused at once. Without --save it writes nothing, and
+        a later run with it still set is not refused (a notebook keeps settings)."""
         before = slurp(self.good)
-        self.assert_refused([f'--input_file={self.words}', '--int8'], '--int8 needs --save=FILE')
         self.assert_refused([f'--input_file={self.words}', f'--resume={self.good}', '--int8'],
-                            '--int8 needs --save=FILE')
+                            '--int8 would drop the training state', repr(self.good))
         self.assertEqual(slurp(self.good), before)
+        code, out, err = command_line(f'--input_file={self.words}', '--int8', *TINY,
+                                      '--num_steps=0', '--num_samples=0', '--eval_docs=0')
+        self.assertEqual((code, err), (0, ''))
+        self.assertEqual(sorted(os.listdir(self.d)), ['words.txt'])  # nothing saved
         other = os.path.join(self.d, 'q.json')  # the control: resumed, then saved elsewhere
         code, out, err = command_line(f'--input_file={self.words}', f'--resume={self.good}',
                                       '--int8', f'--save={other}', '--num_samples=0')
         self.assertEqual((code, err), (0, ''))
-        self.assertIn('int8', json.loads(slurp(other)))
+        self.assertIn('it is finished; --load it to train more', out)
+        self.assertTrue(json.loads(slurp(other))['int8'])
         self.assertNotIn('training', json.loads(slurp(other)))
 
 

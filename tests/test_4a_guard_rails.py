@@ -642,6 +642,25 @@ class CellAssignments(InTempDir):
         self.assertTrue(quiet(m.sample)[0].startswith('emm'))
 
 
+class Notebooks(CommandLineCase):
+    def test_ipython_shows_the_one_line(self):
+        """IPython and Jupyter call _render_traceback_ for what to show of an uncaught error."""
+        e = m.MicrogptError('n_embd must be at least 1')
+        self.assertEqual(e._render_traceback_(), ['MicrogptError: n_embd must be at least 1'])
+
+    def test_a_model_whose_training_diverged_is_refused(self):
+        """After a run stopped at nan, sample() and explain() say so in one line, not a
+        ValueError from random.choices."""
+        tiny_model(vocab=VOCAB)
+        m.params[5].data = math.nan
+        for call in (m.sample, lambda: m.explain('emma'), lambda: m.evaluate(['emma'])):
+            with self.assertRaises(m.MicrogptError) as cm:
+                quiet(call)
+            self.assertIn('nan or inf weights', str(cm.exception))
+        m.params[5].data = 0.0  # the control
+        quiet(m.sample)
+
+
 class ResetSettings(CommandLineCase):
     """reset_settings(): one call puts back every setting a fresh interpreter has."""
 
