@@ -598,6 +598,29 @@ class TheProof(Case):
             self.assertLessEqual(diff, EXACT_TOL, what)
         self.assertLessEqual(fd, FD_TOL)
 
+    def test_prove_part2_stops_above_its_bound_not_below(self):
+        """Part 1's loss moved on Values only: by 1e-7 (relative ~3e-8, above CHECK_TOL) the run
+        stops, naming the figure; by 1e-12 (~3e-13, below it) it goes on and prints it."""
+        tiny_model(vocab=''.join(WORDS + VAL), seed=14)
+        real = m.plain_cross_entropy
+        for shift in (1e-7, 1e-12):
+            def shifted(logits, target):
+                loss = real(logits, target)
+                return loss + shift if isinstance(logits[0], m.Value) else loss
+            with self.subTest(shift=shift), mock.patch.object(m, 'plain_cross_entropy', shifted):
+                if shift > 1e-9:
+                    with self.assertRaises(m.MicrogptError) as caught:
+                        quiet(m.prove_part2, WORDS, VAL)
+                    what, diff = named_figure(str(caught.exception))
+                    self.assertIn(what, ('loss', 'held-out loss'))
+                else:
+                    _, out = quiet(m.prove_part2, WORDS, VAL)
+                    diff, _, _, _ = check_figures(out)
+                print(f'  Part 1 loss + {shift:g}: the check reports {diff:.1e}')
+                self.assertLess(shift / 10, diff)  # shift / loss, the loss ~3
+                self.assertLess(diff, shift)
+                self.assertEqual(diff > CHECK_TOL, shift > 1e-9)
+
 # ---- the proof at work: a learner's edit to Part 1, in a copy of microgpt.py, run as they would
 # Each run is a new interpreter, started by setUpModule so that they run beside the other tests.
 NAMES = ['ava', 'mia', 'eva', 'ada', 'zoe', 'ivy', 'amy', 'kai', 'leo', 'max', 'ian', 'eli', 'ana',
