@@ -1,7 +1,7 @@
 """Benchmarks for microgpt.py: the speed and memory figures of tests/README.md live here, not in the
 tests.
 
-    python tests/bench.py            # everything below but the ten-minute slice (15-25 minutes)
+    python tests/bench.py            # all but the ten-minute slice (about 27 min, busy 2 cores)
     python tests/bench.py --full     # also the periodic evaluation in a slice of the ten-minute run
 
 The machine is shared and noisy, so what is compared runs side by side, taking turns, and we quote
