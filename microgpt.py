@@ -690,8 +690,12 @@ FLAGS = {  # every flag, by part: a setting, or --explain=TEXT
     'Part 3, what production changes': 'bpe_merges int8',
     'Part 4, running it': 'input_file eval_interval eval_iters eval_docs num_samples '
                           'save load resume explain'}
-KIND = {name: type(globals()[name]) for name in ' '.join(FLAGS.values()).split()[:-1]}
-KIND['init_std'] = float  # or None
+KIND = {name: kind for kind, names in (  # what each setting takes, whatever the file says
+    (int, 'n_layer n_embd n_head block_size num_steps batch_size seed workers bpe_merges '
+          'eval_interval eval_iters eval_docs num_samples'),
+    (float, 'learning_rate beta1 beta2 eps init_std temperature'),  # init_std: or None
+    (bool, 'part2 fused no_grad prefix_cache pause_gc int8'),
+    (str, 'prompt input_file save load resume')) for name in names.split()}
 WORDS = {bool: 'True or False', int: 'a whole number', float: 'a number', str: 'a text'}
 SHAPE = ('n_layer', 'n_embd', 'n_head', 'block_size')  # a saved model's shape
 RUN = ('num_steps', 'batch_size', 'learning_rate', 'beta1', 'beta2', 'eps', 'seed')
@@ -754,7 +758,8 @@ def check_settings(s, where='', shape=True):  # s: {name: value}; stops at the f
             fail(f'{where}{name} takes {WORDS[kind]}, not {value!r}')
         low = 1 if name in (*SHAPE, 'batch_size', 'workers') else 0
         if kind in (int, float) and value is not None and not low <= value < math.inf:
-            fail(f'{where}{name} must be finite and {"at least 1" if low else "not negative"}')
+            more = '> 0' if name in ('learning_rate', 'eps', 'temperature') else 'not negative'
+            fail(f'{where}{name} must be finite and {"at least 1" if low else more}')
     if shape and s['n_embd'] % s['n_head']:
         fail(f'{where}n_embd={s["n_embd"]} must be a multiple of n_head={s["n_head"]}')
     if shape and len(s['prompt']) >= s['block_size']:

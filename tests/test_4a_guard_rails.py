@@ -8,7 +8,7 @@ Many such cases run in one child process, through command_line(), the function t
 `python microgpt.py` calls; a few run as the script itself.
 """
 import ast, contextlib, difflib, io, json, math, os, random, re, shlex, shutil, signal
-import tempfile, tokenize, unittest, zlib
+import subprocess, sys, tempfile, tokenize, unittest, zlib
 from unittest import mock
 
 from tests.helpers import (DEFAULTS, InTempDir, ROOT, SCRIPT, TINY, WORDS, Case,
@@ -454,11 +454,13 @@ class Flags(CommandLineCase):
             (['--num_samples=-1'], 'negative'), (['--eval_docs=-1'], 'negative'),
             (['--eval_interval=-1'], 'negative'), (['--eval_iters=-1'], 'negative'),
             (['--bpe_merges=-1'], 'negative'),
-            (['--learning_rate=-1'], 'learning_rate'), (['--learning_rate=0'], 'learning_rate'),
+            (['--learning_rate=-1'], 'learning_rate must be finite and > 0'),  # as 0 is told
+            (['--learning_rate=0'], 'learning_rate'), (['--eps=-1e-9'], 'eps must be finite and > 0'),
             (['--learning_rate=nan'], 'learning_rate'), (['--learning_rate=inf'], 'learning_rate'),
             (['--learning_rate=1e999'], 'finite'),  # JSON reads it as inf
             (['--eps=0'], 'eps'), (['--temperature=0'], 'temperature'),
-            (['--temperature=inf'], 'temperature'), (['--init_std=-1'], 'init_std'),
+            (['--temperature=inf'], 'temperature must be finite and > 0'),
+            (['--init_std=-1'], 'init_std must be finite and not negative'),
             (['--init_std=nan'], 'init_std'), (['--init_std=1e999'], 'init_std'),
             (['--beta1=1'], 'beta1'), (['--beta2=1'], 'beta2'), (['--beta2=-0.1'], 'beta2'),
             (['--prompt=abcdefghijklmnop'], 'block_size=16'),  # 16 characters: no room left
@@ -640,6 +642,25 @@ class CellAssignments(InTempDir):
         tiny_model(vocab=VOCAB)  # the control: as they stand, the settings fit
         m.prompt = 'emm'
         self.assertTrue(quiet(m.sample)[0].startswith('emm'))
+
+    def test_an_edit_to_a_setting_in_the_file_is_refused_as_a_cell_is(self):
+        """A learner edits a setting in a copy of the file (a newcomer's trial: each of these
+        ended in a traceback when a setting's kind was the type of the value written there)."""
+        with open(SCRIPT, encoding='utf-8') as f:
+            source = f.read()
+        edits = {'n_embd': ('16.0', 'a whole number'), 'num_steps': ('1e3', 'a whole number'),
+                 'learning_rate': ("'0.01'", 'a number'), 'prompt': ('None', 'a text'),
+                 'temperature': ('None', 'a number'), 'n_head': ('"4"', 'a whole number')}
+        for name, (value, words) in edits.items():
+            with self.subTest(edit=f'{name} = {value}'):
+                edited, n = re.subn(rf'^{name} = \S+', f'{name} = {value}', source, flags=re.M)
+                self.assertEqual(n, 1)
+                path = self.write('microgpt.py', edited)
+                r = subprocess.run([sys.executable, path, f'--input_file={self.file}'],
+                                   capture_output=True, text=True, timeout=300)
+                self.assertEqual((r.returncode, r.stdout), (2, ''))
+                shown = repr(ast.literal_eval(value))  # 1e3: 1000.0
+                self.assertEqual(r.stderr, f'microgpt: {name} takes {words}, not {shown}\n')
 
 
 class Notebooks(CommandLineCase):
