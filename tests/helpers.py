@@ -4,7 +4,7 @@ and ways to run microgpt.py as a user would. Every test file imports from here, 
 Settings are module globals that stay as they were last set (as in a notebook), so every test
 starts from the defaults: its class derives from Case, whose setUp calls reset().
 """
-import contextlib, gc, io, math, os, random, subprocess, sys, tempfile, unittest
+import contextlib, gc, io, math, os, random, subprocess, sys, tempfile, time, unittest
 from unittest import mock
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -192,11 +192,12 @@ def command_line(*argv):
     return code, out.getvalue(), err.getvalue()
 
 
-def run_interrupted(*args, cwd=ROOT, after='step ', timeout=120):
-    """Run microgpt.py as a user would, and press Ctrl-C (SIGINT to it) as soon as a line of its
-    output starts with after. Returns (exit code, stdout, stderr); the process never outlives it."""
+def run_interrupted(*args, cwd=ROOT, after='step ', timeout=120, script=SCRIPT, delay=0):
+    """Run microgpt.py (or script) as a user would, and press Ctrl-C (SIGINT to it) delay seconds
+    after a line of its output starts with after. -> (exit code, stdout, stderr); it never
+    outlives this."""
     import signal, threading
-    p = subprocess.Popen([sys.executable, SCRIPT, *args], cwd=cwd, stdout=subprocess.PIPE,
+    p = subprocess.Popen([sys.executable, script, *args], cwd=cwd, stdout=subprocess.PIPE,
                          stderr=subprocess.PIPE, text=True)
     timer = threading.Timer(timeout, p.kill)  # a hang becomes a failure, not a stuck suite
     timer.start()
@@ -205,6 +206,7 @@ def run_interrupted(*args, cwd=ROOT, after='step ', timeout=120):
         for line in p.stdout:
             lines.append(line)
             if line.startswith(after):
+                time.sleep(delay)
                 p.send_signal(signal.SIGINT)
                 break
         out = ''.join(lines) + p.stdout.read()
@@ -231,3 +233,16 @@ def weights_diff(a, b):
             return math.inf
         return max((weights_diff(x, y) for x, y in zip(a, b)), default=0.0)
     return abs(a - b)
+
+
+def training_flops(*argv):
+    """The meter's training FLOPs of `python microgpt.py ARGV` on input.txt, counted without
+    training: the documents a step reads are fixed, and so is how many tokens each predicts."""
+    reset()
+    try:
+        text = f'--input_file={os.path.join(ROOT, "input.txt")}'
+        train_docs = quiet(m.setup, [text, *argv])[0]['train_docs']
+        return sum(m.train_flops(len(m.window(m.encode(train_docs[i % len(train_docs)]))) - 1)
+                   for i in range(m.num_steps * m.batch_size))
+    finally:
+        reset()

@@ -396,4 +396,7 @@ def main(argv):  # parts, in order: int8 tune reload bpe names bpe code, or all,
 
 
 if __name__ == '__main__':
-    main(sys.argv[1:])
+    try:
+        main(sys.argv[1:])
+    except KeyboardInterrupt:  # Ctrl-C between two runs (in one, it stops that run's training)
+        sys.exit('production.py: interrupted')

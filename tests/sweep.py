@@ -20,7 +20,7 @@ budget, a fit loss(C) = a + b * C^-c of the best loss per budget, and, for the b
 predicted per parameter against the ~20 of Hoffmann et al. (2022), "Training Compute-Optimal Large
 Language Models". Imports only the standard library and microgpt.
 """
-import contextlib, io, math, multiprocessing, os, platform, random, resource, sys, time
+import contextlib, io, math, multiprocessing, os, platform, random, resource, signal, sys, time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
@@ -159,7 +159,7 @@ def main(argv):
     rows = []
     ctx = multiprocessing.get_context('fork')
     used = resource.getrusage(resource.RUSAGE_CHILDREN)
-    with ctx.Pool(jobs, maxtasksperchild=1) as pool:
+    with ctx.Pool(jobs, signal.signal, (signal.SIGINT, signal.SIG_IGN), 1) as pool:
         work = [(w, B, steps, val_docs) for _, w, B, steps in todo]
         for row in pool.imap_unordered(one_run, work):
             rows.append(row)
@@ -277,4 +277,7 @@ def report(rows, widths, budgets):
 
 
 if __name__ == '__main__':
-    main(sys.argv[1:])
+    try:
+        main(sys.argv[1:])
+    except KeyboardInterrupt:  # Ctrl-C: one line; the pool's workers ignore it and are ended
+        sys.exit('sweep.py: interrupted')

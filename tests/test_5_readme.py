@@ -7,7 +7,7 @@ Python 3.12 changed (its sum() of floats is compensated).
 """
 import os, re, shutil, unittest
 
-from tests.helpers import ROOT, slurp
+from tests.helpers import ROOT, run_interrupted, slurp
 from tests import readme_outputs as outputs
 
 README = os.path.join(ROOT, 'README.md')
@@ -73,6 +73,17 @@ class Readme(unittest.TestCase):
         for line in shown:
             if line != '...':
                 self.assertIn(line, rest, 'not in the real run, or out of order')
+
+
+class TheScriptsItNames(unittest.TestCase):
+    def test_ctrl_c_stops_the_sweep_with_one_line(self):
+        """A newcomer's trial: Ctrl-C in tests/sweep.py printed the tracebacks of the parent and
+        of each pool worker. Pressed 3 s after its header: its first two runs are under way."""
+        sweep = os.path.join(ROOT, 'tests', 'sweep.py')
+        code, out, err = run_interrupted('--widths=8,16', '--budgets=2e8', '--jobs=2',
+                                         after='28801 train docs', script=sweep, delay=3)
+        print(f'  sweep.py, Ctrl-C: exit {code}, stderr {err!r}')
+        self.assertEqual((code, err), (1, 'sweep.py: interrupted\n'))
 
 
 if __name__ == '__main__':
