@@ -683,13 +683,6 @@ def fail(message, code=2):  # from None: the message says it all, no chained tra
     raise MicrogptError(message, code) from None
 
 # --- settings: the flags; one check for flags, notebook cells, model files
-FLAGS = {  # every flag, by part: a setting, or --explain=TEXT
-    'Part 1, the GPT': 'n_layer n_embd n_head block_size num_steps batch_size '
-                       'learning_rate beta1 beta2 eps init_std temperature prompt seed',
-    'Part 2, efficiency': 'part2 fused no_grad prefix_cache pause_gc workers',
-    'Part 3, what production changes': 'bpe_merges int8',
-    'Part 4, running it': 'input_file eval_interval eval_iters eval_docs num_samples '
-                          'save load resume explain'}
 KIND = {name: kind for kind, names in (  # what each setting takes, whatever the file says
     (int, 'n_layer n_embd n_head block_size num_steps batch_size seed workers bpe_merges '
           'eval_interval eval_iters eval_docs num_samples'),
@@ -771,17 +764,18 @@ def check_settings(s, where='', shape=True):  # s: {name: value}; stops at the f
     if s['load'] and s['resume']:
         fail(f'{where}--load and --resume both read a model: give one of them')
 
-def help_text():  # each flag, its value now, and the comment beside its setting
+def help_text():  # by part, each flag, its value now and the comment beside its setting
     source = linecache.getlines(main.__code__.co_filename)  # this file, or a notebook's cell
-    meanings = dict(re.findall(r'^(\w+) = .*?  # (.*)$', ''.join(source), re.M))
-    meanings['explain'] = 'after sampling, an x-ray of the model reading this text'
     lines = ['usage: python microgpt.py [--name=value ...]  (a bare --switch means True)']
-    for part, names in FLAGS.items():
-        lines.append(f'{part}:')
-        for name in names.split():
-            flag = f'--{name}={globals()[name]!r}' if name in KIND else f'--{name}=TEXT'
-            lines.append(f'  {flag:25} {meanings.get(name, "")}')
-    return '\n'.join(lines)
+    for line in source or [f'{name} = ...  # ' for name in KIND]:  # no source: names alone
+        ruler = re.match(r'# =+ (Part \d): (.*?) =', line)
+        setting = re.match(r'(\w+) = .*?  # (.*)', line)
+        if ruler:
+            lines.append(f'{ruler[1]}, {ruler[2]}:')
+        elif setting and setting[1] in KIND:
+            lines.append(f'  {f"--{setting[1]}={globals()[setting[1]]!r}":25} {setting[2]}')
+    explain = 'after sampling, an x-ray of the model reading this text'  # Part 4 runs it
+    return '\n'.join([*lines, f'  {"--explain=TEXT":25} {explain}'])
 
 # --- setup: the flags, the text and the model, each checked before any work --
 @all_or_nothing()

@@ -218,9 +218,10 @@ def report(rows, widths, budgets):
         curves[mark] = [(x[at[w, B]['flops']], at[w, B]['val']) for B in budgets]
     lines = m.chart(curves, height=16)
     first, last = min(x.values()), max(x.values())
-    lines[-1] = f'{"":12}{f"FLOPs 1e{first / 100:.2f}":<{60 - 12}}{f"1e{last / 100:.2f}":>12}'
+    ends = [f'{10 ** (s / 100):.1e} FLOPs' for s in (first, last)]  # the axis is log10 FLOPs
+    lines[-1] = f'{"":12}{ends[0]:<{60 - 16}}{ends[1]:>16}'
     print('\n'.join(lines))
-    print(f'{"":12}' + '   '.join(f'{mk} n_embd={w}' for mk, w in zip(MARKS, widths)))
+    print(f'{"":12}' + '   '.join(f'{mk} n_embd={w}' for mk, w in zip(MARKS, widths)) + '   · fit')
 
     print('\n4. the best width at each budget, and tokens per parameter against ~20 (Hoffmann et '
           'al. 2022)')

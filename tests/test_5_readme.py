@@ -75,6 +75,12 @@ class Readme(unittest.TestCase):
                 self.assertIn(line, rest, 'not in the real run, or out of order')
 
 
+class TheTour(unittest.TestCase):
+    def test_the_table_of_parts_is_the_file_as_it_is(self):
+        """Its line numbers went stale once (the guard rails 'to 1009' in a 1014-line file)."""
+        self.assertIn(outputs.layout(ROOT), readme())
+
+
 class TheScriptsItNames(unittest.TestCase):
     def test_ctrl_c_stops_the_sweep_with_one_line(self):
         """A newcomer's trial: Ctrl-C in tests/sweep.py printed the tracebacks of the parent and
