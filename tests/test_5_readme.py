@@ -7,7 +7,7 @@ Python 3.12 changed (its sum() of floats is compensated).
 """
 import os, re, shutil, unittest
 
-from tests.helpers import ROOT, run_interrupted, slurp
+from tests.helpers import ROOT, run_interrupted, slurp, training_flops
 from tests import readme_outputs as outputs
 
 README = os.path.join(ROOT, 'README.md')
@@ -79,6 +79,20 @@ class TheTour(unittest.TestCase):
     def test_the_table_of_parts_is_the_file_as_it_is(self):
         """Its line numbers went stale once (the guard rails 'to 1009' in a 1014-line file)."""
         self.assertIn(outputs.layout(ROOT), readme())
+
+
+class TheRecord(unittest.TestCase):
+    def test_it_spends_the_old_recipes_compute_at_most(self):
+        """Issue 23: a record in FLOPs, not in minutes. The README's command for it and the old
+        recipe, counted by the meter without training: the record spends the budget, not more."""
+        text = section('The barrier is data and compute')
+        record = re.search(r'\| the record below: `([^`]+)`', text)[1].split()
+        old = re.search(r'The old recipe, `([^`]+)`', text)[1].split()
+        spent, budget = training_flops(*record), training_flops(*old)
+        print(f'  the record {spent:.6g} FLOPs, the old recipe {budget:.6g}: {spent / budget:.6f}')
+        self.assertLessEqual(spent, budget)
+        self.assertGreater(spent, 0.999 * budget)  # the budget is spent, not left over
+        self.assertIn(f'| {budget:.3g} |'.replace('e+', 'e'), text)
 
 
 class TheScriptsItNames(unittest.TestCase):
