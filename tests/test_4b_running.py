@@ -546,6 +546,7 @@ class Divergence(InTempDir):
         self.assertIn(f'mean loss {m.fmt(means[first])} > 1.5 ln({vocab_size}) = '
                       f'{1.5 * math.log(vocab_size):.2f}', told[0])
         self.assertIn('--learning_rate', told[0])
+        self.assertIn('Part 1', told[0])  # a newcomer's wrong gradient diverged: not only the rate
         self.assertEqual(len(printed_samples(out)), 2)  # the run went on
         self.assertIn('val loss', out)
 
