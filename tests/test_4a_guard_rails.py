@@ -304,6 +304,14 @@ class Flags(CommandLineCase):
             self.assertTrue(by_kind[kind], kind)
         return by_kind
 
+    def test_each_kind_is_its_shipped_defaults(self):
+        """KIND is a table (an edit in the file must not change what a setting takes): it agrees
+        with the defaults as shipped, init_std's None standing for a number."""
+        for name, kind in m.KIND.items():
+            with self.subTest(name):
+                shipped = DEFAULTS[name]
+                self.assertIs(kind, float if shipped is None else type(shipped))
+
     def test_unknown_setting_names_the_closest(self):
         cases = {'--n_embdd=8': '--n_embd', '--learning_rat=0.1': '--learning_rate',
                  '--prompts=ab': '--prompt', 'n_embd=8': '--n_embd', '--explian=emma': '--explain',
