@@ -683,12 +683,12 @@ def fail(message, code=2):  # from None: the message says it all, no chained tra
     raise MicrogptError(message, code) from None
 
 # --- settings: the flags; one check for flags, notebook cells, model files
-KIND = {name: kind for kind, names in (  # what each setting takes, whatever the file says
-    (int, 'n_layer n_embd n_head block_size num_steps batch_size seed workers bpe_merges '
-          'eval_interval eval_iters eval_docs num_samples'),
-    (float, 'learning_rate beta1 beta2 eps init_std temperature'),  # init_std: or None
-    (bool, 'part2 fused no_grad prefix_cache pause_gc int8'),
-    (str, 'prompt input_file save load resume')) for name in names.split()}
+KIND = dict(  # what each setting takes, whatever the file says; init_std: a number or None
+    n_layer=int, n_embd=int, n_head=int, block_size=int, num_steps=int, batch_size=int,
+    learning_rate=float, beta1=float, beta2=float, eps=float, init_std=float, temperature=float,
+    prompt=str, seed=int, part2=bool, fused=bool, no_grad=bool, prefix_cache=bool, pause_gc=bool,
+    workers=int, bpe_merges=int, int8=bool, input_file=str, eval_interval=int, eval_iters=int,
+    eval_docs=int, num_samples=int, save=str, load=str, resume=str)  # in the file's order
 WORDS = {bool: 'True or False', int: 'a whole number', float: 'a number', str: 'a text'}
 SHAPE = ('n_layer', 'n_embd', 'n_head', 'block_size')  # a saved model's shape
 RUN = ('num_steps', 'batch_size', 'learning_rate', 'beta1', 'beta2', 'eps', 'seed')
@@ -750,15 +750,15 @@ def check_settings(s, where='', shape=True):  # s: {name: value}; stops at the f
                 or name == 'init_std' and value is None):
             fail(f'{where}{name} takes {WORDS[kind]}, not {value!r}')
         low = 1 if name in (*SHAPE, 'batch_size', 'workers') else 0
-        if kind in (int, float) and value is not None and not low <= value < math.inf:
-            more = '> 0' if name in ('learning_rate', 'eps', 'temperature') else 'not negative'
-            fail(f'{where}{name} must be finite and {"at least 1" if low else more}')
+        above = name in ('learning_rate', 'eps', 'temperature')  # 0 would stall or divide by 0
+        if kind in (int, float) and value is not None and not (
+                low <= value < math.inf and (value or not above)):
+            must = 'at least 1' if low else '> 0' if above else 'not negative'
+            fail(f'{where}{name} must be finite and {must}')
     if shape and s['n_embd'] % s['n_head']:
         fail(f'{where}n_embd={s["n_embd"]} must be a multiple of n_head={s["n_head"]}')
     if shape and len(s['prompt']) >= s['block_size']:
         fail(f'{where}prompt must be shorter than block_size={s["block_size"]}')
-    if 0 in (s['learning_rate'], s['eps'], s['temperature']):
-        fail(f'{where}learning_rate, eps and temperature must be finite and > 0')
     if max(s['beta1'], s['beta2']) >= 1:
         fail(f'{where}beta1 and beta2 must be at least 0 and below 1')
     if s['load'] and s['resume']:
@@ -767,13 +767,16 @@ def check_settings(s, where='', shape=True):  # s: {name: value}; stops at the f
 def help_text():  # by part, each flag, its value now and the comment beside its setting
     source = linecache.getlines(main.__code__.co_filename)  # this file, or a notebook's cell
     lines = ['usage: python microgpt.py [--name=value ...]  (a bare --switch means True)']
-    for line in source or [f'{name} = ...  # ' for name in KIND]:  # no source: names alone
+    shown = set()
+    for line in source or [f'{name} = ...' for name in KIND]:  # no source: the names alone
         ruler = re.match(r'# =+ (Part \d): (.*?) =', line)
-        setting = re.match(r'(\w+) = .*?  # (.*)', line)
+        setting = re.match(r'(\w+) = .*?(?:  # (.*))?$', line)
         if ruler:
             lines.append(f'{ruler[1]}, {ruler[2]}:')
-        elif setting and setting[1] in KIND:
-            lines.append(f'  {f"--{setting[1]}={globals()[setting[1]]!r}":25} {setting[2]}')
+        elif setting and setting[1] in KIND.keys() - shown:  # its first assignment
+            shown.add(setting[1])
+            flag = f'--{setting[1]}={globals()[setting[1]]!r}'
+            lines.append(f'  {flag:25} {setting[2] or ""}'.rstrip())
     explain = 'after sampling, an x-ray of the model reading this text'  # Part 4 runs it
     return '\n'.join([*lines, f'  {"--explain=TEXT":25} {explain}'])
 

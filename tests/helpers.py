@@ -242,7 +242,7 @@ def training_flops(*argv):
     try:
         text = f'--input_file={os.path.join(ROOT, "input.txt")}'
         train_docs = quiet(m.setup, [text, *argv])[0]['train_docs']
-        return sum(m.train_flops(len(m.window(m.encode(train_docs[i % len(train_docs)]))) - 1)
-                   for i in range(m.num_steps * m.batch_size))
+        docs = (train_docs[i % len(train_docs)] for i in range(m.num_steps * m.batch_size))
+        return sum(m.train_flops(min(m.block_size, len(m.encode(doc)) - 1)) for doc in docs)
     finally:
         reset()

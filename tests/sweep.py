@@ -161,12 +161,17 @@ def main(argv):
     used = resource.getrusage(resource.RUSAGE_CHILDREN)
     with ctx.Pool(jobs, signal.signal, (signal.SIGINT, signal.SIG_IGN), 1) as pool:
         work = [(w, B, steps, val_docs) for _, w, B, steps in todo]
-        for row in pool.imap_unordered(one_run, work):
-            rows.append(row)
-            print(f'  run {len(rows):2d}/{len(work)}: n_embd={row["width"]:2d} budget '
-                  f'{row["budget"]:.1e}: {row["steps"]:5d} steps, val {row["val"]:.4f} '
-                  f'({row["seconds"]:.0f} s training, {row["eval_seconds"]:.0f} s scoring; '
-                  f'{time.time() - started:.0f} s so far)', flush=True)
+        try:
+            for row in pool.imap_unordered(one_run, work):
+                rows.append(row)
+                print(f'  run {len(rows):2d}/{len(work)}: n_embd={row["width"]:2d} budget '
+                      f'{row["budget"]:.1e}: {row["steps"]:5d} steps, val {row["val"]:.4f} '
+                      f'({row["seconds"]:.0f} s training, {row["eval_seconds"]:.0f} s scoring; '
+                      f'{time.time() - started:.0f} s so far)', flush=True)
+        except KeyboardInterrupt:  # a run in training takes SIGTERM as "stop after this step,
+            for child in multiprocessing.active_children():  # then score": end them now
+                child.kill()
+            raise
         pool.close()
         pool.join()
     now = resource.getrusage(resource.RUSAGE_CHILDREN)

@@ -463,10 +463,11 @@ class Flags(CommandLineCase):
             (['--eval_interval=-1'], 'negative'), (['--eval_iters=-1'], 'negative'),
             (['--bpe_merges=-1'], 'negative'),
             (['--learning_rate=-1'], 'learning_rate must be finite and > 0'),  # as 0 is told
-            (['--learning_rate=0'], 'learning_rate'), (['--eps=-1e-9'], 'eps must be finite and > 0'),
+            (['--learning_rate=0'], 'learning_rate must be finite and > 0'),
+            (['--eps=-1e-9'], 'eps must be finite and > 0'), (['--eps=0'], 'eps must be finite'),
             (['--learning_rate=nan'], 'learning_rate'), (['--learning_rate=inf'], 'learning_rate'),
             (['--learning_rate=1e999'], 'finite'),  # JSON reads it as inf
-            (['--eps=0'], 'eps'), (['--temperature=0'], 'temperature'),
+            (['--temperature=0'], 'temperature must be finite and > 0'),
             (['--temperature=inf'], 'temperature must be finite and > 0'),
             (['--init_std=-1'], 'init_std must be finite and not negative'),
             (['--init_std=nan'], 'init_std'), (['--init_std=1e999'], 'init_std'),
