@@ -1,6 +1,6 @@
 """A scaling sweep in miniature (issue 23: the barrier is data and compute, measured).
 
-    python tests/sweep.py          # the sweep: 1,437 CPU s, ~12 min on 2 free cores (38 busy)
+    python tests/sweep.py          # the sweep: 24 min on 2 free cores (2,791 s of CPU)
     python tests/sweep.py --widths=8,16 --budgets=2e7,2e8 --jobs=1   # a smaller one
 
 It trains one-layer models of several widths (n_embd, with 4 heads) at several training budgets,
