@@ -3,6 +3,7 @@ tests.
 
     python tests/bench.py            # all but the ten-minute slice (about 27 min, busy 2 cores)
     python tests/bench.py --full     # also the periodic evaluation in a slice of the ten-minute run
+    python tests/bench.py --floor    # only line 4: the default step against the float-only floor
 
 The machine is shared and noisy, so what is compared runs side by side, taking turns, and we quote
 medians; a ratio is the median of the ratios of runs that ran next to each other. CPU time, which a
@@ -414,6 +415,12 @@ def training_step(before_path, no_meter_path, rounds=5, steps=300):
     print(f'  the two lines alone (timeit, best of 5 x {n_calls:,}): {each * 1e3:.2f} us a step '
           f'= {each / med(wall, "single now"):.3%} of the median step')
 
+    float_floor(t, wall, cpu, steps, rounds)
+
+
+def float_floor(t, wall, cpu, steps, rounds):
+    """Line 4: the step against the float-only floor, from the rounds of training_step() or of
+    `bench.py --floor`, which runs only the floor's single runs (t: their reports)."""
     fw, fc = part(t, 'forward_wall_ms')['floor'], part(t, 'forward_cpu_ms')['floor']
     aw, ac = part(t, 'adam_wall_ms')['floor'], part(t, 'adam_cpu_ms')['floor']
     floor_wall = [3 * f + a for f, a in zip(fw, aw)]
@@ -725,6 +732,11 @@ if __name__ == '__main__':
           f'{platform.machine()}, {os.cpu_count()} cores, load average '
           f'{" ".join(f"{x:.1f}" for x in os.getloadavg())}, {time.strftime("%Y-%m-%d %H:%M")}; '
           f'before = {BEFORE}', flush=True)
+    if '--floor' in sys.argv:  # line 4 alone: a minute or two
+        runs = taking_turns(5, {'floor': lambda: drive(NOW, '--num_steps=300', '--eval_interval=0',
+                                                       *QUIET, variant='floor')})
+        float_floor(runs, part(runs, 'wall_ms'), part(runs, 'cpu_ms'), 300, 5)
+        sys.exit()
     with tempfile.TemporaryDirectory() as d:
         before_path, no_meter_path = git_file(BEFORE, d, 'before.py'), without_meter(d)
         for f in (lambda: training_step(before_path, no_meter_path),
