@@ -31,9 +31,10 @@ seed = 42                 # one seed for the training order, the initial weights
 
 # --- dataset: each line a document; a tenth, chosen by its text, held out ----
 def split_docs(text):
-    """-> (train_docs, val_docs): the non-blank lines, exactly; train_docs shuffled."""
+    """-> (train_docs, val_docs): the non-blank lines, exactly. A checksum of its text picks
+    each document's side: repeats share one, all runs agree; the seed shuffles train_docs."""
     docs = [doc for doc in text.replace('\r\n', '\n').split('\n') if doc.strip()]
-    crc = {doc: zlib.crc32(doc.encode('utf-8')) for doc in docs}  # repeats: one side, every run
+    crc = {doc: zlib.crc32(doc.encode('utf-8')) for doc in docs}
     val_texts = {doc for doc in docs if crc[doc] % 10 == 0}  # about 1 in 10
     if not val_texts or val_texts == set(docs):  # a tiny file: one held out
         val_texts = {min(docs, key=crc.get, default='')}
@@ -87,12 +88,11 @@ class Value:
         if self._children and self not in reversed(tape):  # as in PyTorch: an error, not 0
             raise RuntimeError('backward() used this graph up already: compute the loss again')
         self.grad = 1.0
-        for v in reversed(tape):  # newest first: a node comes after every node that uses it,
-            grad = v.grad         # so its grad is whole now
-            if grad == 0.0:  # nothing to pass on (relu makes many): skipped, faster
+        for v in reversed(tape):  # newest first: after all that use it, its grad is whole
+            if v.grad == 0.0:  # for speed: nothing to pass on (relu makes many such)
                 continue
             for child, local_grad in zip(v._children, v._local_grads):
-                child.grad += local_grad * grad
+                child.grad += local_grad * v.grad
         tape.clear()  # the graph is used up; the next forward pass records anew
 
 # From here on, every function takes Values (recorded) or plain floats (not).

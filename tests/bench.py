@@ -352,7 +352,10 @@ def says(r, target=''):  # a pair's ratios, wall and CPU, with each round's
             f'{r["cpu_ms"][1]:.2f} CPU{target}')
 
 
-def training_step(before_path, no_meter_path, rounds=5, steps=300):
+STEP_ROUNDS, STEPS = 5, 300  # line 1.'s rounds and steps, and line 4.'s (also `--floor`)
+
+
+def training_step(before_path, no_meter_path, rounds=STEP_ROUNDS, steps=STEPS):
     """The default step, first `steps` steps, in rounds. Each round runs, in turn: five pairs (see
     pair(): two processes taking turns a step at a time), now and before, now and a copy without
     the meter's lines, now and now with the meter's formula a constant (the periodic evaluation
@@ -732,10 +735,10 @@ if __name__ == '__main__':
           f'{platform.machine()}, {os.cpu_count()} cores, load average '
           f'{" ".join(f"{x:.1f}" for x in os.getloadavg())}, {time.strftime("%Y-%m-%d %H:%M")}; '
           f'before = {BEFORE}', flush=True)
-    if '--floor' in sys.argv:  # line 4 alone: a minute or two
-        runs = taking_turns(5, {'floor': lambda: drive(NOW, '--num_steps=300', '--eval_interval=0',
-                                                       *QUIET, variant='floor')})
-        float_floor(runs, part(runs, 'wall_ms'), part(runs, 'cpu_ms'), 300, 5)
+    if '--floor' in sys.argv:  # line 4 alone: about a minute
+        alone = [f'--num_steps={STEPS}', '--eval_interval=0', *QUIET]
+        runs = taking_turns(STEP_ROUNDS, {'floor': lambda: drive(NOW, *alone, variant='floor')})
+        float_floor(runs, part(runs, 'wall_ms'), part(runs, 'cpu_ms'), STEPS, STEP_ROUNDS)
         sys.exit()
     with tempfile.TemporaryDirectory() as d:
         before_path, no_meter_path = git_file(BEFORE, d, 'before.py'), without_meter(d)
