@@ -381,8 +381,9 @@ def loss_and_grads(tokens):  # one doc's loss and every gradient (then 0)
         p.grad = 0.0
     return [loss], grads
 
-def rel_diff(a, b):  # the largest |a_i - b_i|, relative to the largest |b_i|
-    return max(abs(x - y) for x, y in zip(a, b)) / (max(map(abs, b)) or 1.0)
+def rel_diff(a, b):  # the largest |a_i - b_i|, relative to the largest |b_i|; none: 0
+    scale = max(map(abs, b), default=0.0) or 1.0
+    return max((abs(x - y) for x, y in zip(a, b)), default=0.0) / scale
 
 def float_loss(tokens, i, dw):  # Part 1's mean loss on plain floats, weight i moved by dw
     w = params[i].data
@@ -515,8 +516,9 @@ def prove_part2(train_docs, val_docs):  # before training: see self_check()
     if diffs[worst] > 1e-9:
         fail(f'Part 2 and Part 1 differ in the {worst} by {diffs[worst]:.1e} (relative; 1e-9 '
              f'allowed): Part 1 was probably edited; --part2=False trains with it as written')
-    print(f'check: Part 2 equals Part 1 to {diffs[worst]:.0e}, backprop equals finite '
-          f'differences to {fd:.0e} on {n} weights' + ('' if fd < 1e-5 else ': not the chain rule'))
+    same = f'Part 2 equals Part 1 to {diffs[worst]:.0e}' if part2 else 'Part 2 is off'
+    note = ': not the chain rule' if fd >= 1e-5 else '' if n else ': no weight has a gradient'
+    print(f'check: {same}, backprop equals finite differences to {fd:.0e} on {n} weights{note}')
 
 # --- the training window: progress, held-out loss, a chart, the compute meter -
 def train_flops(T):  # to train on a doc of T predicted tokens (tests/README.md)

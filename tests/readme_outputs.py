@@ -134,7 +134,7 @@ def trouble(d):
 def overfit(d):
     with open(os.path.join(d, 'input.txt')) as f, open(os.path.join(d, 'small.txt'), 'w') as g:
         g.write(''.join(f.readlines()[:60]))
-    args = ['--input_file=small.txt', '--n_embd=32', '--num_steps=1000', '--eval_iters=20',
+    args = ['--input_file=small.txt', '--n_embd=24', '--num_steps=1000', '--eval_iters=20',
             '--num_samples=5']
     code, out, err = sh(args, d)
     return block('head -n 60 input.txt > small.txt\n$ python microgpt.py ' + ' '.join(args),

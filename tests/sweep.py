@@ -148,7 +148,7 @@ def main(argv):
     print(f'scaling sweep: n_layer={N_LAYER}, n_head={N_HEAD}, batch_size={BATCH}, block_size='
           f'{m.block_size}, learning rate 0.015 * sqrt(16 / n_embd) decaying linearly to 0')
     print(f'{len(train_docs)} train docs, {len(val_docs)} held out (every one scored); '
-          f'Python {platform.python_version()}, {os.cpu_count()} cores, {jobs} runs at a time; '
+          f'Python {platform.python_version()}, {os.cpu_count()} cores, runs at a time: {jobs}; '
           f'load average at the start {os.getloadavg()[0]:.2f}')
     todo = []
     for w in widths:
@@ -212,7 +212,7 @@ def report(rows, widths, budgets):
     a, b, c, sse, profile = fit(points) if len(points) >= 3 else (None,) * 5
 
     print('\n3. the chart: held-out loss against log10 of the FLOPs '
-          '(marks: the widths; · the fit)')
+          '(marks: the widths; · the fit; a mark hides any it lands on: the table has them all)')
     x = {r['flops']: round(100 * math.log10(r['flops'])) for r in rows}
     curves = {}
     if a is not None:
@@ -226,7 +226,8 @@ def report(rows, widths, budgets):
     ends = [f'{10 ** (s / 100):.1e} FLOPs' for s in (first, last)]  # the axis is log10 FLOPs
     lines[-1] = f'{"":12}{ends[0]:<{60 - 16}}{ends[1]:>16}'
     print('\n'.join(lines))
-    print(f'{"":12}' + '   '.join(f'{mk} n_embd={w}' for mk, w in zip(MARKS, widths)) + '   · fit')
+    fitted = '   · fit' if a is not None else ''  # a fit needs 3 budgets
+    print(f'{"":12}' + '   '.join(f'{mk} n_embd={w}' for mk, w in zip(MARKS, widths)) + fitted)
 
     print('\n4. the best width at each budget, and tokens per parameter against ~20 (Hoffmann et '
           'al. 2022)')
