@@ -554,8 +554,9 @@ def run_training(train_docs, val_docs, adam):
             if means[-1] > 1.5 * math.log(vocab_size) and not warned:
                 warned = True
                 print(f'step {step + 1}: diverges, mean loss {fmt(means[-1])} > 1.5 ln('
-                      f'{vocab_size}) = {1.5 * math.log(vocab_size):.2f}, worse than a uniform '
-                      f'guess: lower --learning_rate (now {learning_rate}) or undo a Part 1 edit')
+                      f'{vocab_size}) = {1.5 * math.log(vocab_size):.2f}, worse than guessing; '
+                      f'it goes on. Lower --learning_rate (now {learning_rate}) or --init_std, '
+                      f'or undo a Part 1 edit')
             last = step + 1 == num_steps or bool(asks)
             if eval_interval and eval_set and ((step + 1) % eval_interval == 0 or last):
                 clock = time.time()

@@ -48,6 +48,9 @@ def learning_rate(n_embd):
 def flag_list(argv):  # --name=v1,v2 -> {name: [v1, v2]}
     out = {}
     for arg in argv:
+        if arg in ('-h', '--help'):
+            print(__doc__)
+            sys.exit()
         name, _, text = arg[2:].partition('=')
         if not arg.startswith('--') or name not in ('widths', 'budgets', 'jobs'):
             sys.exit(f'usage: python tests/sweep.py [--widths=8,16] [--budgets=2e7,2e8] [--jobs=2]'
@@ -209,7 +212,7 @@ def report(rows, widths, budgets):
         print(f'{w:6d} {at[w, budgets[0]]["params"]:6d} ' + ' '.join(f'{c:>8}' for c in cells))
 
     points = [(best[B]['flops'], best[B]['val']) for B in budgets]
-    a, b, c, sse, profile = fit(points) if len(points) >= 3 else (None,) * 5
+    a, b, c, sse, profile = fit(points) if len(points) >= 4 else (None,) * 5  # 3 unknowns
 
     print('\n3. the chart: held-out loss against log10 of the FLOPs '
           '(marks: the widths; · the fit; a mark hides any it lands on: the table has them all)')
@@ -226,7 +229,7 @@ def report(rows, widths, budgets):
     ends = [f'{10 ** (s / 100):.1e} FLOPs' for s in (first, last)]  # the axis is log10 FLOPs
     lines[-1] = f'{"":12}{ends[0]:<{60 - 16}}{ends[1]:>16}'
     print('\n'.join(lines))
-    fitted = '   · fit' if a is not None else ''  # a fit needs 3 budgets
+    fitted = '   · fit' if a is not None else ''  # a fit needs 4 budgets: 3 unknowns and a check
     print(f'{"":12}' + '   '.join(f'{mk} n_embd={w}' for mk, w in zip(MARKS, widths)) + fitted)
 
     print('\n4. the best width at each budget, and tokens per parameter against ~20 (Hoffmann et '

@@ -546,6 +546,7 @@ class Divergence(InTempDir):
                       f'{1.5 * math.log(vocab_size):.2f}', told[0])
         self.assertIn('--learning_rate', told[0])
         self.assertIn('Part 1', told[0])  # a newcomer's wrong gradient diverged: not only the rate
+        self.assertIn('--init_std', told[0])  # a newcomer's --init_std=1: "diverges" at step 1
         self.assertEqual(len(printed_samples(out)), 2)  # the run went on
         self.assertIn('val loss', out)
 
