@@ -1,19 +1,22 @@
 """microgpt: a whole GPT in plain Python, standard library only: data, tokenizer, autograd,
 model, Adam, training, evaluation and sampling. `python microgpt.py` runs it; --help lists
-its settings. Read it from the top:
+its settings. Read it from the top. Each part uses only the parts above it, so the file cut
+at any `# ====` ruler, with `main()` added, still trains and samples:
 
-Part 1 is the GPT, whole on its own: cut the file at Part 2 and it still trains and samples.
+Part 1 is the GPT, whole on its own: it ends with its own main().
 Part 2 makes it fast without changing what it computes, and every run proves that it does.
 Part 3 is what production changes in the model: subword tokens and 8-bit weights, measured.
-Part 4 runs it. After Part 4's ruler come only guard rails: a learner may stop there."""
+Part 4 runs it: its main() replaces Part 1's. After it come only guard rails: stop there."""
 import math, random, zlib  # Part 1
 from operator import mul
 import contextlib, gc, multiprocessing, os  # Part 2
-import array, base64, collections, itertools  # Part 3
-import difflib, functools, json, linecache, re, shlex, signal, sys, threading, time  # 4
+import array, base64, collections, itertools, sys  # Part 3
+import json, shlex, signal, threading, time  # Part 4
+import difflib, functools, linecache, re  # the guard rails
 
 # ============================= Part 1: the GPT ===============================
 # --- settings: the reference run ---------------------------------------------
+input_file = 'input.txt'  # the training text: one document per line
 n_layer = 1               # transformer blocks
 n_embd = 16               # width of the vector that represents each token
 n_head = 4                # attention heads; each one reads n_embd // n_head of those numbers
@@ -27,6 +30,7 @@ eps = 1e-8                # Adam: keeps the step finite when a gradient is ~0
 init_std = None           # std of the initial weights; None: 0.08 * sqrt(16 / n_embd)
 temperature = 0.5         # sampling: below 1 picks likely characters more often, above 1 less
 prompt = ''               # every sample starts with this text and continues it
+num_samples = 20          # how many samples to print at the end
 seed = 42                 # one seed for the training order, the initial weights and the samples
 
 # --- dataset: each line a document; a tenth, chosen by its text, held out ----
@@ -252,8 +256,23 @@ def sample(sd=None):  # a new document that starts with prompt: block_size at mo
     del tape[start:]  # no backward() follows: drop the graph made here
     return decode(tokens)
 
+# --- run: read, split, train, report the held-out loss, sample ---------------
+def main():  # Part 4's main() replaces this one: the same run, checked and shown
+    random.seed(seed)
+    with open(input_file, encoding='utf-8') as f:
+        train_docs, val_docs = split_docs(f.read())
+    use_vocab(sorted(set(''.join(train_docs + val_docs))))
+    use_weights()
+    m, v = [0.0] * len(params), [0.0] * len(params)  # Adam's running means, from 0
+    for step, loss, _ in train(train_docs, m, v):
+        if (step + 1) % max(1, num_steps // 10) == 0:  # a line every tenth of the run
+            print(f'step {step + 1:5d}/{num_steps} | loss {loss:.4f}')
+    print(f'val loss {evaluate(val_docs):.4f} on {len(val_docs)} held-out docs')
+    for i in range(num_samples):
+        print(f'sample {i + 1:2d}: {sample()}')
+
 # ================ Part 2: everything else is just efficiency =================
-# Each replaces a Part 1 function (kept as plain_<name>); self_check() proves it exact.
+# Each replaces a Part 1 function (kept as part1_<name>); self_check() proves it exact.
 part2 = True              # False: all of Part 2 off, Part 1 exactly as written
 fused = True              # one graph node for a dot, softmax output or loss
 no_grad = True            # evaluate and sample on plain floats, with no graph
@@ -262,48 +281,48 @@ pause_gc = True           # no garbage collector in training: no cycles to free
 workers = os.cpu_count() or 1  # processes that share a batch (batch_size at most)
 
 # --- fused nodes (~ tensor kernels): gradients by hand, clarity traded for speed
-plain_dot, plain_linear, plain_softmax, plain_cross_entropy = dot, linear, softmax, cross_entropy
+part1_dot, part1_linear, part1_softmax, part1_cross_entropy = dot, linear, softmax, cross_entropy
 
 def dot(a, b):  # one node: d/da_i = b_i, d/db_i = a_i
     if not (part2 and fused and a and isinstance(a[0], Value) and isinstance(b[0], Value)):
-        return plain_dot(a, b)
+        return part1_dot(a, b)
     ad = [ai.data for ai in a]
     bd = [bi.data for bi in b]
     return Value(sum(map(mul, ad, bd)), a + b, bd + ad)
 
 def linear(x, w):  # one node per output: d/dw_ij = x_j, d/dx_j = w_ij
     if not (part2 and fused and isinstance(x[0], Value) and isinstance(w[0][0], Value)):
-        return plain_linear(x, w)
+        return part1_linear(x, w)
     xd = [xi.data for xi in x]  # read x's data once, for every row
     rows = [[wi.data for wi in w_row] for w_row in w]
     return [Value(sum(map(mul, wd, xd)), w_row + x, xd + wd) for w_row, wd in zip(w, rows)]
 
 def softmax(logits):  # one node per output: d p_i / d logit_j = p_i * (1[i = j] - p_j)
     if not (part2 and fused and isinstance(logits[0], Value)):
-        return plain_softmax(logits)
-    probs = plain_softmax([logit.data for logit in logits])
+        return part1_softmax(logits)
+    probs = part1_softmax([logit.data for logit in logits])
     return [Value(p, logits, [p * ((i == j) - q) for j, q in enumerate(probs)])
             for i, p in enumerate(probs)]
 
 def cross_entropy(logits, target):  # one node: d loss / d logit_j = p_j - 1[j = target]
     if not (part2 and fused and isinstance(logits[0], Value)):
-        return plain_cross_entropy(logits, target)
+        return part1_cross_entropy(logits, target)
     floats = [logit.data for logit in logits]
-    grads = [p - (j == target) for j, p in enumerate(plain_softmax(floats))]
-    return Value(plain_cross_entropy(floats, target), logits, grads)
+    grads = [p - (j == target) for j, p in enumerate(part1_softmax(floats))]
+    return Value(part1_cross_entropy(floats, target), logits, grads)
 
 # --- plain floats (~ torch.no_grad), a prefix cache (~ inference servers) ---
-plain_evaluate, plain_sample = evaluate, sample
+part1_evaluate, part1_sample = evaluate, sample
 
 def float_weights():  # state_dict as plain floats: gpt() builds no graph
     return {name: [[p.data for p in row] for row in mat] for name, mat in state_dict.items()}
 
 def sample(sd=None):
-    return plain_sample(float_weights() if part2 and no_grad and sd is None else sd)
+    return part1_sample(float_weights() if part2 and no_grad and sd is None else sd)
 
 def evaluate(docs):  # sorted, a doc often starts as the one before
     if not (part2 and no_grad):
-        return plain_evaluate(docs)
+        return part1_evaluate(docs)
     sd = float_weights()
     keys, values = empty_cache()
     logits = []  # per position fed: what a shared start computed, as keys, values
@@ -329,13 +348,14 @@ def resting_collector():  # in training: it would scan the graph again and again
     return rest
 
 # --- data parallelism (~ multi-GPU training): worker processes share a batch --
-plain_batch_loss = batch_loss
+# Idle at the defaults: a batch of one document has nothing to share (--batch_size=8).
+part1_batch_loss = batch_loss
 pool = []  # (pipe, process) of each other worker, while training with workers
 
 def share_grads(weights, batch):  # a share's summed loss and gradient
     for p, w in zip(params, weights):
         p.data, p.grad = w, 0.0
-    loss = plain_batch_loss(batch)
+    loss = part1_batch_loss(batch)
     return loss * len(batch), [p.grad * len(batch) for p in params]
 
 def serve(pipe):  # in a worker: shares of batches in, gradients out, to the end
@@ -344,7 +364,7 @@ def serve(pipe):  # in a worker: shares of batches in, gradients out, to the end
 
 def batch_loss(batch):  # each process takes a share: floats travel
     if not pool:
-        return plain_batch_loss(batch)
+        return part1_batch_loss(batch)
     n = len(pool) + 1
     weights = [p.data for p in params]
     batch = sorted(batch, key=len)  # dealt in turn: shares of equal work
@@ -396,13 +416,14 @@ def self_check(doc, val_docs, n_fd=20, h=1e-6):
     """-> ({what: relative difference} of Part 2's loss, gradients, held-out loss from Part 1's
     as written; backprop's from finite differences; on how many weights). Changes nothing."""
     tokens = encode(doc)[:block_size + 1]
+    global part2
     fast = (*loss_and_grads(tokens), [evaluate(val_docs)])
     on = part2
-    globals()['part2'] = False  # Part 1 exactly as written
+    part2 = False  # Part 1 exactly as written
     try:
         slow = (*loss_and_grads(tokens), [evaluate(val_docs)])
     finally:
-        globals()['part2'] = on
+        part2 = on
     diffs = dict(zip(('loss', 'gradients', 'held-out loss'), map(rel_diff, fast, slow)))
     grads = slow[1]
     moved = [i for i, g in enumerate(grads) if g]  # weights this doc reaches
@@ -418,7 +439,7 @@ int8 = False              # --save 8-bit weights, a scale per row; no --resume
 
 # --- subword tokens (~ GPT-2's byte-pair encoding): frequent pairs merge --
 merges = {}  # (left id, right id) -> merged token's id, in the order learned
-plain_encode = encode
+char_encode = encode
 
 def merge(ids, pair, new_id):  # each pair, left to right, becomes new_id
     out = []
@@ -430,7 +451,7 @@ def merge(ids, pair, new_id):  # each pair, left to right, becomes new_id
     return out
 
 def learn_merges(docs, n):  # -> n times the most frequent pair, merged
-    seqs = [plain_encode(doc)[1:-1] for doc in docs]  # character ids
+    seqs = [char_encode(doc)[1:-1] for doc in docs]  # character ids
     pairs = []
     for new_id in range(len(chars), len(chars) + n):
         counts = collections.Counter(itertools.chain.from_iterable(zip(s, s[1:]) for s in seqs))
@@ -451,7 +472,7 @@ def use_merges(pairs):  # after use_vocab(characters): a token per pair
     use_vocab(texts)
 
 def encode(doc):  # characters, then merged: always the pair learned first
-    ids = plain_encode(doc)
+    ids = char_encode(doc)
     while True:
         pair = min(zip(ids, ids[1:]), key=lambda p: merges.get(p, math.inf), default=None)
         if pair not in merges:
@@ -475,12 +496,11 @@ def quantize(mat):  # rows of floats -> rows of [scale, base64 of signed bytes]
 def dequantize(rows):  # -> floats, each within scale / 2 of its weight
     return [[scale * q for q in array.array('b', base64.b64decode(text, validate=True))]
             for scale, text in rows]
+
 # ============================ Part 4: running it =============================
-input_file = 'input.txt'  # the training text: one document per line
 eval_interval = 100       # score eval_iters held-out docs this often; 0: never
 eval_iters = 50           # held-out docs scored then, spread over all of them
 eval_docs = 5000          # held-out docs scored at the end (as many train docs)
-num_samples = 20          # how many samples to print at the end
 save = ''                 # write the model, and what --resume needs, to this file
 load = ''                 # start from a saved model's weights, with a new schedule
 resume = ''               # go on with a saved run, exactly where it stopped
@@ -489,12 +509,11 @@ resume = ''               # go on with a saved run, exactly where it stopped
 def main(argv=()):
     """Train a GPT and sample from it, as `python microgpt.py` does. argv: --name=value
     flags. Returns what the run produced: losses, compute, samples. Raises MicrogptError."""
-    if '-h' in argv or '--help' in argv:
-        return print(help_text())
-    run = setup(argv)  # every check first: a failed one changes nothing
+    run = setup(argv)  # where the run's state is born: settings, documents, model, Adam
+    if run is None:
+        return None  # --help: the settings were printed, nothing runs
     train_docs, val_docs = run['train_docs'], run['val_docs']
-    print(f'{len(train_docs)} train docs, {len(val_docs)} held out | vocab {vocab_size} '
-          f'| {len(params)} params | part2={part2}')
+    describe(run)
     prove_part2(train_docs, val_docs)
 
     results = run_training(train_docs, val_docs, run['adam'])
@@ -506,6 +525,61 @@ def main(argv=()):
     if run['explain']:
         results['explain'] = explain(run['explain'])
     return results
+
+# --- errors: one class, one line: what is wrong and what to do ---------------
+class MicrogptError(Exception):
+    def __init__(self, message, code=2):  # exit 2: bad settings or input; 1: a run gone wrong
+        super().__init__(message)
+        self.code = code
+    def _render_traceback_(self):  # what IPython and Jupyter show: the line, no traceback
+        return [f'MicrogptError: {self}']
+
+def fail(message, code=2):  # from None: the message says it all, no chained traceback
+    raise MicrogptError(message, code) from None
+
+def configure(argv):  # the flags -> {name: value}; the guard rails read them
+    if argv:
+        fail(f'{argv[0]!r}: flags are read by the guard rails, cut from this file')
+    return {}
+
+# --- setup: where a run's state is born --------------------------------------
+def read_text(path, what='input file', flag='--input_file'):  # too big: a MemoryError
+    try:
+        with open(path, encoding='utf-8-sig', newline='') as f:  # -sig: no byte-order mark
+            return f.read()
+    except (OSError, UnicodeDecodeError) as e:  # missing, a folder, not UTF-8, ...
+        fail(f'cannot read {what} {path!r} ({e}); give {flag}=PATH, UTF-8 text')
+
+def setup(argv):  # -> the run: its flags, documents, Adam's state, where it saves
+    given = configure(argv)
+    if 'help' in given:
+        return None
+    resuming = given.get('resume', resume)
+    model_file = given.get('load', load) or resuming
+    state = load_model(read_model(model_file, resuming), resuming) if model_file else None
+    path = state['input_file'] if state and 'input_file' not in given else input_file
+    text = read_text(path)
+    random.seed(seed)
+    train_docs, val_docs = split_docs(text)
+    if not model_file:  # a new model: a token per character of the text, random weights
+        use_vocab(sorted(set(''.join(train_docs + val_docs))))
+        use_merges(learn_merges(train_docs, bpe_merges))
+        use_weights()
+    if state:  # the run goes on with the random numbers as they were
+        random.setstate(state['random_state'])
+    adam = state or {'step': 0, 'm': [0.0] * len(params), 'v': [0.0] * len(params)}
+    return {'given': given, 'train_docs': train_docs, 'val_docs': val_docs, 'adam': adam,
+            'resumed': resuming, 'save': given.get('save', save) or resuming,  # to its file
+            'input_crc': zlib.crc32(text.replace('\r\n', '\n').encode('utf-8')),
+            'input_path': path, 'explain': given.get('explain')}
+
+def describe(run):  # what the run starts from
+    if run['resumed']:
+        step = run['adam']['step']
+        done = ': it is finished; --load it to train more' if step == num_steps else ''
+        print(f'resuming {run["resumed"]} at step {step} of {num_steps}{done}')
+    print(f'{len(run["train_docs"])} train docs, {len(run["val_docs"])} held out | vocab '
+          f'{vocab_size} | {len(params)} params | part2={part2}')
 
 def spread(docs, n):  # n docs, evenly spread: fair, whatever their order
     return [docs[i * len(docs) // n] for i in range(n)] if n < len(docs) else docs
@@ -534,61 +608,77 @@ def run_training(train_docs, val_docs, adam):
     """Part 1's train(), shown: a line every tenth of the run (or 5 s), the held-out loss
     every eval_interval steps, a chart, the compute. Ctrl-C stops it between two steps."""
     start = adam['step']
-    losses, means, vals = [], [], []  # per step; mean of last 100; (step, val)
-    flops = tokens = eval_time = 0
-    warned = False  # that the loss diverges: once
+    log = {'losses': [], 'means': [], 'vals': [], 'flops': 0, 'tokens': 0, 'warned': False}
     eval_set = spread(val_docs, eval_iters)
     n = min(workers, batch_size) if 'fork' in multiprocessing.get_all_start_methods() else 1
     started = shown = time.time()
+    eval_time = 0.0
 
     with stop_requests() as asks, resting_collector(), worker_pool(n):
         for step, loss, batch in train(train_docs, adam['m'], adam['v'], start):
             adam['step'] = step + 1
-            if not math.isfinite(loss):
-                fail(f'loss nan/inf at step {step + 1}: lower --learning_rate', 1)
-            flops += sum(train_flops(len(t) - 1) for t in batch)
-            tokens += sum(len(t) - 1 for t in batch)
-            losses.append(loss)
-            means.append(sum(losses[-100:]) / len(losses[-100:]))
-
-            if means[-1] > 1.5 * math.log(vocab_size) and not warned:
-                warned = True
-                print(f'step {step + 1}: diverges, mean loss {fmt(means[-1])} > 1.5 ln('
-                      f'{vocab_size}) = {1.5 * math.log(vocab_size):.2f}, worse than guessing; '
-                      f'it goes on. Lower --learning_rate (now {learning_rate}) or --init_std, '
-                      f'or undo a Part 1 edit')
+            record(log, step, loss, batch)
             last = step + 1 == num_steps or bool(asks)
             if eval_interval and eval_set and ((step + 1) % eval_interval == 0 or last):
                 clock = time.time()
-                vals.append((step + 1, evaluate(eval_set)))
+                log['vals'].append((step + 1, evaluate(eval_set)))
                 eval_time += time.time() - clock
-            last = last or bool(asks)  # a stop asked for in the evaluation
-
-            if last or (step + 1) % max(1, num_steps // 10) == 0 or time.time() - shown > 5:
+            if last or asks or (step + 1) % max(1, num_steps // 10) == 0 or time.time() - shown > 5:
                 shown = time.time()
                 ms = (shown - started) * 1000 / (step + 1 - start)
-                held = f' | val {fmt(vals[-1][1])}' if vals else ''
-                print(f'step {step + 1:5d}/{num_steps} | loss {fmt(loss)} | mean '
-                      f'{fmt(means[-1])}{held} | {ms:.{1 if ms < 100 else 0}f} ms | eta '
-                      f'{ms * (num_steps - step - 1) / 1000:.0f}s', flush=True)
-            if asks:
+                print(progress(log, step, ms), flush=True)
+            if asks:  # also one asked for during the evaluation
                 print(f'stopped by {asks[0]} at step {step + 1}')
                 break
 
     if not all(math.isfinite(p.data) for p in params):
         fail(f'the weights became nan or inf at step {adam["step"]}: lower --learning_rate', 1)
-    if len(means) > 1:
-        print('\n'.join(chart({'·': list(enumerate(means, start + 1)), 'o': vals})))
-        held = f'   o held-out loss ({len(eval_set)} docs)' if vals else ''
+    if len(log['means']) > 1:
+        print('\n'.join(chart({'·': list(enumerate(log['means'], start + 1)), 'o': log['vals']})))
+        held = f'   o held-out loss ({len(eval_set)} docs)' if log['vals'] else ''
         print(f'{"":12}· train loss, mean of the last 100 steps{held}')
     seconds = time.time() - started - eval_time
     epochs = (adam['step'] - start) * batch_size / len(train_docs)
-    if flops:  # a run within one tick of the clock took 0 s
-        rate = f' = {flops / seconds:.3g} FLOP/s' if seconds > 0 else ''
-        print(f'compute: {flops:.3g} FLOPs in {seconds:.1f} s{rate} | {tokens} tokens | '
-              f'{epochs:.3g} epochs')
-    return {'losses': losses, 'vals': vals, 'flops': flops, 'seconds': seconds,
-            'tokens': tokens, 'epochs': epochs}
+    if log['flops']:  # a run within one tick of the clock took 0 s
+        rate = f' = {log["flops"] / seconds:.3g} FLOP/s' if seconds > 0 else ''
+        print(f'compute: {log["flops"]:.3g} FLOPs in {seconds:.1f} s{rate} | {log["tokens"]} '
+              f'tokens | {epochs:.3g} epochs')
+    return {'losses': log['losses'], 'vals': log['vals'], 'flops': log['flops'],
+            'seconds': seconds, 'tokens': log['tokens'], 'epochs': epochs}
+
+def record(log, step, loss, batch):  # a step's loss and compute; the mean of the last 100
+    if not math.isfinite(loss):
+        fail(f'loss nan/inf at step {step + 1}: lower --learning_rate', 1)
+    log['flops'] += sum(train_flops(len(t) - 1) for t in batch)
+    log['tokens'] += sum(len(t) - 1 for t in batch)
+    log['losses'].append(loss)
+    recent = log['losses'][-100:]
+    log['means'].append(sum(recent) / len(recent))
+    worse = 1.5 * math.log(vocab_size)  # than guessing, by half
+    if log['means'][-1] > worse and not log['warned']:  # judged on the mean, not one step
+        log['warned'] = True
+        print(f'step {step + 1}: diverges, mean loss {fmt(log["means"][-1])} > 1.5 ln('
+              f'{vocab_size}) = {worse:.2f}, worse than guessing; it goes on. Lower '
+              f'--learning_rate (now {learning_rate}) or --init_std, or undo a Part 1 edit')
+
+def progress(log, step, ms):  # step, its loss, the running mean, the latest held-out loss
+    held = f' | val {fmt(log["vals"][-1][1])}' if log['vals'] else ''
+    return (f'step {step + 1:5d}/{num_steps} | loss {fmt(log["losses"][-1])} | mean '
+            f'{fmt(log["means"][-1])}{held} | {ms:.{1 if ms < 100 else 0}f} ms | eta '
+            f'{ms * (num_steps - step - 1) / 1000:.0f}s')
+
+@contextlib.contextmanager
+def stop_requests():  # -> a list that each Ctrl-C or SIGTERM adds its name to
+    asks = []
+    with contextlib.ExitStack() as undo:
+        if threading.current_thread() is threading.main_thread():  # only it takes signals
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                previous = signal.signal(signum, lambda s, f: asks.append(signal.Signals(s).name))
+                undo.callback(signal.signal, signum, previous)
+        try:
+            yield asks
+        except ChildProcessError as e:  # Part 2's word that a worker ended
+            fail(str(e), 1)
 
 def chart(curves, height=8, width=60):
     """{mark: [(step, loss)]} -> lines of at most 72 columns, later marks over earlier ones.
@@ -642,7 +732,6 @@ def samples(train_docs, val_docs):  # new docs; how many copy a real one
 def explain(text):
     """Show the model reading text: at each position the next token's probability and loss,
     the top 5 guesses, each head's attention. -> rows of {'probs', 'loss', 'attention'}."""
-    check_known(text, 'the text to explain')
     shown = [c.replace(' ', '·') if c.isprintable() else '¤' for c in chars] + ['¶']
     tokens = encode(text)
     print(f'explain {text!r} (¶ is BOS, the start or the end; · a space; ¤ another invisible)')
@@ -673,28 +762,61 @@ def explain(text):
     print(f'mean loss {mean:.4f} over {len(rows)} predictions')
     return rows
 
-# ======== The guard rails: a learner may stop here. Flags, files, the command line ========
-# --- errors: one class, one line: what is wrong and what to do ---------------
-class MicrogptError(Exception):
-    def __init__(self, message, code=2):  # exit 2: bad settings or input; 1: a run gone wrong
-        super().__init__(message)
-        self.code = code
-    def _render_traceback_(self):  # what IPython and Jupyter show: the line, no traceback
-        return [f'MicrogptError: {self}']
 
-def fail(message, code=2):  # from None: the message says it all, no chained traceback
-    raise MicrogptError(message, code) from None
-
-# --- settings: the flags; one check for flags, notebook cells, model files
-KIND = dict(  # what each setting takes, whatever the file says; init_std: a number or None
-    n_layer=int, n_embd=int, n_head=int, block_size=int, num_steps=int, batch_size=int,
-    learning_rate=float, beta1=float, beta2=float, eps=float, init_std=float, temperature=float,
-    prompt=str, seed=int, part2=bool, fused=bool, no_grad=bool, prefix_cache=bool, pause_gc=bool,
-    workers=int, bpe_merges=int, int8=bool, input_file=str, eval_interval=int, eval_iters=int,
-    eval_docs=int, num_samples=int, save=str, load=str, resume=str)  # in the file's order
-WORDS = {bool: 'True or False', int: 'a whole number', float: 'a number', str: 'a text'}
+# --- files: a model as JSON; what --resume needs to go on exactly ------------
 SHAPE = ('n_layer', 'n_embd', 'n_head', 'block_size')  # a saved model's shape
 RUN = ('num_steps', 'batch_size', 'learning_rate', 'beta1', 'beta2', 'eps', 'seed')
+
+def save_model(path, run):  # via a temp file, flushed, then renamed: never half a file
+    adam = run['adam']
+    weights = {k: quantize(w) if int8 else w for k, w in float_weights().items()}
+    blob = {'config': {k: globals()[k] for k in SHAPE}, 'chars': chars[:-len(merges) or None],
+            'merges': list(merges), 'int8': int8, 'state_dict': weights}
+    if not int8:  # what --resume needs: the run's settings, its text, Adam, the random state
+        blob['training'] = {
+            'step': adam['step'], 'settings': {k: globals()[k] for k in RUN},
+            'input_crc': run['input_crc'], 'input_file': os.path.abspath(run['input_path']),
+            'random_state': random.getstate(), 'm': adam['m'], 'v': adam['v']}
+    tmp = f'{path}.tmp{os.getpid()}'
+    try:
+        with open(tmp, 'w', encoding='utf-8') as f:
+            f.write(json.dumps(blob))  # in one piece: faster than json.dump(blob, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except OSError as e:
+        fail(f'cannot save the model to {path!r}: {e.strerror}', 1)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+    more = f'; go on with --resume={shlex.quote(path)}' if adam['step'] < num_steps else ''
+    print(f'saved the model to {path} at step {adam["step"]} of {num_steps}{more * (not int8)}')
+
+def read_model(path, resuming):  # -> what save_model() wrote
+    return json.loads(read_text(path, 'model file', '--resume' if resuming else '--load'))
+
+def load_model(blob, resuming):  # save_model() undone; -> to resume, the training state
+    globals().update(blob['config'], bpe_merges=len(blob['merges']))
+    use_vocab(blob['chars'])
+    use_merges(blob['merges'])
+    weights = blob['state_dict']
+    use_weights({k: dequantize(w) for k, w in weights.items()} if blob['int8'] else weights)
+    if not resuming:
+        return None
+    training = blob['training']
+    globals().update(training['settings'])  # the schedule and the seed it started with
+    state = training['random_state']  # JSON made its tuples lists
+    return dict(training, random_state=(state[0], tuple(state[1]), state[2]))
+
+# ======== The guard rails: a learner may stop here. Flags, files, the command line ========
+# --- settings: the flags; one check for flags, notebook cells, model files
+KIND = dict(  # what each setting takes, whatever the file says; init_std: a number or None
+    input_file=str, n_layer=int, n_embd=int, n_head=int, block_size=int, num_steps=int,
+    batch_size=int, learning_rate=float, beta1=float, beta2=float, eps=float, init_std=float,
+    temperature=float, prompt=str, num_samples=int, seed=int, part2=bool, fused=bool,
+    no_grad=bool, prefix_cache=bool, pause_gc=bool, workers=int, bpe_merges=int, int8=bool,
+    eval_interval=int, eval_iters=int, eval_docs=int, save=str, load=str, resume=str)
+WORDS = {bool: 'True or False', int: 'a whole number', float: 'a number', str: 'a text'}
 
 def settings():  # {name: value} of every setting as it stands now
     return {name: globals()[name] for name in KIND}
@@ -715,9 +837,12 @@ def all_or_nothing():  # if the block fails, settings and model are as they were
         globals().update(before)
         raise
 
-def configure(argv):  # checks, then sets, the flags: {name: value}; they stay set
+def configure(argv):  # Part 4's, for real: checks, then sets, the flags; they stay set
     if isinstance(argv, str):
         fail(f'main() takes a list of flags: main({shlex.split(argv)!r})')
+    if '-h' in argv or '--help' in argv:
+        print(help_text())
+        return {'help': True}
     given = {}
     for i, arg in enumerate(argv):
         name, has_value, text = arg[2:].partition('=')
@@ -783,58 +908,40 @@ def help_text():  # by part, each flag, its value now and the comment beside its
     explain = 'after sampling, an x-ray of the model reading this text'  # Part 4 runs it
     return '\n'.join([*lines, f'  {"--explain=TEXT":25} {explain}'])
 
-# --- setup: the flags, the text and the model, each checked before any work --
-@all_or_nothing()
-def setup(argv):  # -> what main() needs; a failure changes no setting and no model
-    given = configure(argv)
-    resuming = given.get('resume', resume)
-    model_file = given.get('load', load) or resuming
-    state = load_model(model_file, given, bool(resuming)) if model_file else None
-    path = state['input_file'] if state and 'input_file' not in given else input_file
-    text = read_text(path)
-    input_crc = zlib.crc32(text.replace('\r\n', '\n').encode('utf-8'))  # for --resume
-    if state and state['input_crc'] != input_crc:
-        fail(f'{path!r} is not the text that {resuming!r} was trained on (it changed?): give '
-             f'that --input_file, or --load to start a new schedule on this one')
+# --- setup, checked: a failed check changes no setting and no model ---------
+part4_setup = setup
 
-    random.seed(seed)
-    train_docs, val_docs = split_docs(text)
-    if not train_docs:
+@all_or_nothing()
+def setup(argv):  # Part 4's, then the checks that need its text, its model or its file
+    run = part4_setup(argv)
+    if run is None:
+        return None
+    given, path, state = run['given'], run['input_path'], run['adam']
+    model_file = given.get('load', load) or run['resumed']
+    for name in [name for name in (*SHAPE, *RUN, 'bpe_merges') if name in given]:
+        if given[name] != globals()[name]:  # the model file's value won
+            fail(f'--{name}={given[name]} contradicts {model_file!r}, with {name}='
+                 f'{globals()[name]}')
+    if state.get('input_crc', run['input_crc']) != run['input_crc']:
+        fail(f'{path!r} is not the text that {model_file!r} was trained on (it changed?): give '
+             f'that --input_file, or --load to start a new schedule on this one')
+    if int8 and run['resumed'] and run['save'] == run['resumed']:  # 8-bit: no training state
+        fail(f'--int8 would drop the training state of {model_file!r}: give --save=ANOTHER.json')
+    if run['save']:
+        check_save_path(run['save'])
+    if not run['train_docs']:
         fail(f'input file {path!r} needs 2 different non-empty lines: to train on, to hold out')
-    if not model_file:
-        use_vocab(sorted(set(''.join(train_docs + val_docs))))
-        use_merges(learn_merges(train_docs, bpe_merges))
-        use_weights()
     check_known(prompt, '--prompt')
     check_known(given.get('explain', ''), '--explain')
-    check_known(''.join(train_docs + val_docs), 'the input file')
-    save_to = given.get('save', save) or resuming  # a resumed run saves back to its file
-    if int8 and resuming and save_to == resuming:  # 8-bit files keep no training state
-        fail(f'--int8 would drop the training state of {resuming!r}: give --save=ANOTHER.json')
-    if save_to:
-        check_save_path(save_to)
-
-    if state:
-        random.setstate(state['random_state'])
-        done = ': it is finished; --load it to train more' if state['step'] == num_steps else ''
-        print(f'resuming {resuming} at step {state["step"]} of {num_steps}{done}')
-    adam = state or {'step': 0, 'm': [0.0] * len(params), 'v': [0.0] * len(params)}
-    return {'train_docs': train_docs, 'val_docs': val_docs, 'adam': adam, 'save': save_to,
-            'input_crc': input_crc, 'input_path': path, 'explain': given.get('explain')}
-
-# --- files: the text; the model as JSON, read as untrusted input -------------
-def read_text(path, what='input file', flag='--input_file'):  # too big: a MemoryError
-    try:
-        with open(path, encoding='utf-8-sig', newline='') as f:  # -sig: no byte-order mark
-            return f.read()
-    except (OSError, UnicodeDecodeError) as e:  # missing, a folder, not UTF-8, ...
-        fail(f'cannot read {what} {path!r} ({e}); give {flag}=PATH, UTF-8 text')
+    check_known(''.join(run['train_docs'] + run['val_docs']), 'the input file')
+    return run
 
 def check_known(text, what):  # the model has a token for each character of text
     unknown = ''.join(sorted(set(text) - set(chars)))
     if unknown:
         fail(f'the model does not know these characters of {what}: {unknown[:20]!r}; it knows '
              f'only {"".join(c for c in chars if len(c) == 1)[:60]!r}, those it was made with')
+
 
 def check_save_path(path):  # before any work: a save that would fail, or destroy a file, fails
     try:
@@ -849,30 +956,9 @@ def check_save_path(path):  # before any work: a save that would fail, or destro
     except OSError as e:
         fail(f'cannot save the model to {path!r}: {e.strerror}')
 
-def save_model(path, run):  # via a temp file, flushed, then renamed
-    adam = run['adam']
-    weights = {k: quantize(w) if int8 else w for k, w in float_weights().items()}
-    blob = {'config': {k: globals()[k] for k in SHAPE}, 'chars': chars[:-len(merges) or None],
-            'merges': list(merges), 'int8': int8, 'state_dict': weights}
-    if not int8:  # what --resume needs: the run's settings, its text, Adam, the random state
-        blob['training'] = {
-            'step': adam['step'], 'settings': {k: KIND[k](globals()[k]) for k in RUN},
-            'input_crc': run['input_crc'], 'input_file': os.path.abspath(run['input_path']),
-            'random_state': random.getstate(), 'm': adam['m'], 'v': adam['v']}
-    tmp = f'{path}.tmp{os.getpid()}'
-    try:
-        with open(tmp, 'w', encoding='utf-8') as f:
-            f.write(json.dumps(blob))  # in one piece: faster than json.dump(blob, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except OSError as e:
-        fail(f'cannot save the model to {path!r}: {e.strerror}', 1)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-    more = f'; go on with --resume={shlex.quote(path)}' if adam['step'] < num_steps else ''
-    print(f'saved the model to {path} at step {adam["step"]} of {num_steps}{more * (not int8)}')
+
+# --- model files, read as untrusted input: each field checked before it is used
+part4_read_model = read_model
 
 def numbers(x, shape, what):  # x, checked: nested lists of finite floats of this shape
     if not shape:
@@ -883,26 +969,26 @@ def numbers(x, shape, what):  # x, checked: nested lists of finite floats of thi
         fail(f'{what} is not {shape[0]} rows or numbers long')
     return [numbers(y, shape[1:], what) for y in x]
 
-def load_model(path, given, resuming):
-    """Read a model file, checked as untrusted input: its shape (and to resume, its run's
-    settings) become the settings. Returns, to resume, its training state, else None."""
+def read_model(path, resuming):
+    """Part 4's, then every field checked: its shape (and to resume, its run's settings) as
+    check_settings() checks flags, its matrices those of shapes(). -> the blob, as floats."""
     bad = f'model file {path!r} is not a microgpt model (use a file made by --save):'
     try:
-        blob = json.loads(read_text(path, 'model file', '--resume' if resuming else '--load'))
+        blob = part4_read_model(path, resuming)
     except (ValueError, RecursionError, MemoryError) as e:  # not JSON, or nested too deep
         fail(f'{bad} {type(e).__name__} {str(e)[:60]}')
-
     blob = blob if type(blob) is dict else {}
     config, vocab, pairs = blob.get('config'), blob.get('chars'), blob.get('merges', [])
     training = blob.get('training') if resuming else {}
     if type(config) is not dict or set(config) != set(SHAPE):
         fail(f'{bad} its config needs {SHAPE}')
-    if type(vocab) is not list or any(type(c) is not str or len(c) != 1 for c in vocab) or (
-            len(set(vocab)) != len(vocab)):
+    single = type(vocab) is list and all(type(c) is str and len(c) == 1 for c in vocab)
+    if not single or len(set(vocab)) != len(vocab):
         fail(f'{bad} its chars must be distinct single characters')
-    if type(pairs) is not list or not all(type(p) is list and len(p) == 2 and all(
-            type(t) is int and 0 <= t < len(vocab) + k for t in p)
-            for k, p in enumerate(pairs)) or len(set(map(tuple, pairs))) < len(pairs):
+    pairs_ok = type(pairs) is list and all(type(p) is list and len(p) == 2 for p in pairs)
+    earlier = pairs_ok and all(type(t) is int and 0 <= t < len(vocab) + k
+                               for k, p in enumerate(pairs) for t in p)  # merge k makes id len(vocab) + k
+    if not earlier or len(set(map(tuple, pairs))) < len(pairs):
         fail(f'{bad} its merges must be distinct pairs of earlier token ids')
     if type(training) is not dict:
         fail(f'{path!r} holds no training state (8-bit, or saved by an older microgpt): '
@@ -912,67 +998,50 @@ def load_model(path, given, resuming):
         fail(f'{bad} its training settings need {RUN}')
 
     config = {**config, **run, 'bpe_merges': len(pairs)}
-    for name in [name for name in config if name in given]:
-        if given[name] != config[name]:
-            fail(f'--{name}={given[name]} contradicts {path!r}, with {name}={config[name]}')
     check_settings({**settings(), **config}, f'with the model in {path!r}: ')
-    globals().update(config)
+    globals().update(config)  # for shapes(); all_or_nothing() undoes it if a check fails
     use_vocab(vocab)
     use_merges(pairs)
     weights = blob.get('state_dict')
-    if type(weights) is not dict or len(weights) != 3 + 6 * n_layer or (
-            set(weights) != set(shapes())):  # counted first: n_layer may be huge
-        fail(f'{bad} not the matrices of its config')
+    if type(weights) is not dict or len(weights) < n_layer or set(weights) != set(shapes()):
+        fail(f'{bad} not the matrices of its config')  # counted first: n_layer may be huge
     try:  # 8-bit rows are [scale, text]; a scale that is not a float could repeat a text
         if blob.get('int8') and not all(type(r[0]) is float for w in weights.values() for r in w):
             raise TypeError
         weights = {k: dequantize(w) for k, w in weights.items()} if blob.get('int8') else weights
     except (TypeError, ValueError, IndexError, KeyError):
         fail(f'{bad} its 8-bit rows need a scale and base64 text each')
-    use_weights({k: numbers(weights[k], size, f'{bad} {k}') for k, size in shapes().items()})
-    if not all(map(math.isfinite, gpt(BOS, 0, *empty_cache(), float_weights()))):
+    weights = {k: numbers(weights[k], size, f'{bad} {k}') for k, size in shapes().items()}
+    if not all(map(math.isfinite, gpt(BOS, 0, *empty_cache(), weights))):
         fail(f'{bad} its weights make nan or inf logits')
+    checked = dict(blob, merges=pairs, int8=False, state_dict=weights)  # floats now
     if not resuming:
-        return None
+        return checked
 
     step, crc, text = (training.get(k) for k in ('step', 'input_crc', 'input_file'))
     if type(step) is not int or not 0 <= step <= num_steps or type(crc) is not int or (
             type(text) is not str):
         fail(f'{bad} it needs a step from 0 to num_steps={num_steps}, input_crc, input_file')
-    m, v = (numbers(training.get(k), (len(params),), f"{bad} Adam's {k}") for k in 'mv')
-    if min(v) < 0:
+    n_params = sum(rows * cols for rows, cols in shapes().values())
+    m, v = (numbers(training.get(k), (n_params,), f"{bad} Adam's {k}") for k in 'mv')
+    if min(v, default=0.0) < 0:
         fail(f"{bad} Adam's v cannot be negative")
     try:
         state = training.get('random_state')
-        state = (state[0], tuple(state[1]), state[2])
-        random.Random().setstate(state)  # which checks it
+        random.Random().setstate((state[0], tuple(state[1]), state[2]))  # which checks it
     except (TypeError, ValueError, IndexError, KeyError, OverflowError):
         fail(f"{bad} its random_state is not one that Python's random module saved")
-    return dict(training, m=m, v=v, random_state=state)
-
-# --- signals: Ctrl-C or SIGTERM asks training to stop between two steps ------
-@contextlib.contextmanager
-def stop_requests():  # -> a list that each Ctrl-C or SIGTERM adds its name to
-    asks = []
-    with contextlib.ExitStack() as undo:
-        if threading.current_thread() is threading.main_thread():  # only it takes signals
-            for signum in (signal.SIGINT, signal.SIGTERM):
-                previous = signal.signal(signum, lambda s, f: asks.append(signal.Signals(s).name))
-                undo.callback(signal.signal, signum, previous)
-        try:
-            yield asks
-        except ChildProcessError as e:  # Part 2's word that a worker ended
-            fail(str(e), 1)
+    return dict(checked, training=dict(training, m=m, v=v))
 
 # --- notebooks: a later cell may change a setting; the model must still fit it
-plain_use_weights = use_weights
+part1_use_weights = use_weights
 
 def use_weights(weights=None):  # Part 1's, and the shape that the model was made with
     global model_shape
-    plain_use_weights(weights)
+    part1_use_weights(weights)
     model_shape = {name: globals()[name] for name in (*SHAPE, 'vocab_size')}
 
-def fits_model(f):  # f, after a check that the settings as they stand fit the model
+def fits_model(f, what=''):  # f, after checks that the model fits the settings (and text)
     @functools.wraps(f)
     def checked(*args, **kwargs):
         if 'state_dict' not in globals():
@@ -985,10 +1054,13 @@ def fits_model(f):  # f, after a check that the settings as they stand fit the m
                 fail(f'the model was made with {name}={value}, not {globals()[name]}: set it '
                      f'back (reset_settings() resets all), or run main() to train a new one')
         check_known(prompt, 'the prompt')
+        if what:
+            check_known(args[0], what)
         return f(*args, **kwargs)
     return checked
 
-sample, evaluate, explain = fits_model(sample), fits_model(evaluate), fits_model(explain)
+sample, evaluate = fits_model(sample), fits_model(evaluate)
+explain = fits_model(explain, 'the text to explain')
 
 # --- the command line: where an error becomes a message and an exit code ---
 def command_line(argv):

@@ -54,6 +54,18 @@ def quickstart(d):
     return block('python microgpt.py', out + err)
 
 
+def part1(d):
+    """The file cut at the Part 2 ruler, with main() appended: Part 1 alone (minutes)."""
+    with open(os.path.join(d, 'microgpt.py'), encoding='utf-8') as f:
+        text = f.read()
+    with open(os.path.join(d, 'part1.py'), 'w', encoding='utf-8') as f:
+        f.write(text[:text.index('# ' + '=' * 16 + ' Part 2')] + 'main()\n')
+    r = subprocess.run([sys.executable, 'part1.py'], cwd=d, capture_output=True, text=True)
+    lines = r.stdout.splitlines()
+    return block("sed '/^# =* Part 2/,$d' microgpt.py > part1.py && echo 'main()' >> part1.py\n"
+                 '$ python part1.py', '\n'.join(lines[:1] + ['...'] + lines[9:14] + ['...']))
+
+
 def edit(d):
     path = os.path.join(d, 'edited.py')
     with open(os.path.join(d, 'microgpt.py')) as f:
@@ -176,7 +188,7 @@ def recipe(d):
         ending_in_a('tuned.json'), '```'])
 
 
-BLOCKS = {'LAYOUT': layout, 'OVERFIT': overfit, 'QUICKSTART': quickstart, 'EDIT': edit, 'EXPLAIN': explain, 'NOTEBOOK': notebook,
+BLOCKS = {'LAYOUT': layout, 'PART1': part1, 'OVERFIT': overfit, 'QUICKSTART': quickstart, 'EDIT': edit, 'EXPLAIN': explain, 'NOTEBOOK': notebook,
           'RESUME': resume, 'TROUBLE': trouble}
 
 if __name__ == '__main__':

@@ -107,7 +107,7 @@ class EachSwitchChangesOnlyTheSpeed(Case):
 class TheMasterSwitch(Case):
     """part2=False turns every item of Part 2 off together; with part2 on, each item turns off
     alone. Each item is seen at work, not read off its setting: fused nodes by the size of the
-    graph, no_grad by evaluate() and sample() going through Part 1's (plain_) functions, the
+    graph, no_grad by evaluate() and sample() going through Part 1's (part1_) functions, the
     prefix cache by the positions gpt() reads, the resting collector by gc during training,
     workers by the pool during training."""
 
@@ -122,13 +122,13 @@ class TheMasterSwitch(Case):
         nodes = len(m.tape)
         m.tape.clear()
         docs = ['emma', 'emmaline', 'olivia', 'olive', 'ava', 'ava']  # sharing their starts
-        with mock.patch.object(m, 'plain_evaluate', wraps=m.plain_evaluate) as plain, \
+        with mock.patch.object(m, 'part1_evaluate', wraps=m.part1_evaluate) as plain, \
                 mock.patch.object(m, 'gpt', wraps=m.gpt) as gpt:
             m.evaluate(docs)
         positions = sum(min(len(doc) + 1, m.block_size) for doc in docs)
-        with mock.patch.object(m, 'plain_sample', wraps=m.plain_sample) as plain_sample:
+        with mock.patch.object(m, 'part1_sample', wraps=m.part1_sample) as part1_sample:
             m.sample()
-        (sd,), _ = plain_sample.call_args
+        (sd,), _ = part1_sample.call_args
         record = []
         self.assertTrue(gc.isenabled())
         with adam_spy(record):
@@ -584,12 +584,12 @@ class TheProof(Case):
         tiny_model(vocab=''.join(WORDS + VAL), seed=13)
         doc, val = 'isabella', VAL[:3]
         loss, held_out = m.evaluate([doc]), m.evaluate(val)  # on floats: as Part 2 computes
-        real = m.plain_cross_entropy
+        real = m.part1_cross_entropy
 
         def higher_on_values(logits, target):
             loss = real(logits, target)
             return loss + 0.1 if isinstance(logits[0], m.Value) else loss
-        with mock.patch.object(m, 'plain_cross_entropy', higher_on_values):
+        with mock.patch.object(m, 'part1_cross_entropy', higher_on_values):
             diffs, fd, _ = m.self_check(doc, val)
         for what, expected in (('loss', 0.1 / (loss + 0.1)),
                                ('held-out loss', 0.1 / (held_out + 0.1)), ('gradients', 0.0)):
@@ -602,12 +602,12 @@ class TheProof(Case):
         """Part 1's loss moved on Values only: by 1e-7 (relative ~3e-8, above CHECK_TOL) the run
         stops, naming the figure; by 1e-12 (~3e-13, below it) it goes on and prints it."""
         tiny_model(vocab=''.join(WORDS + VAL), seed=14)
-        real = m.plain_cross_entropy
+        real = m.part1_cross_entropy
         for shift in (1e-7, 1e-12):
             def shifted(logits, target):
                 loss = real(logits, target)
                 return loss + shift if isinstance(logits[0], m.Value) else loss
-            with self.subTest(shift=shift), mock.patch.object(m, 'plain_cross_entropy', shifted):
+            with self.subTest(shift=shift), mock.patch.object(m, 'part1_cross_entropy', shifted):
                 if shift > 1e-9:
                     with self.assertRaises(m.MicrogptError) as caught:
                         quiet(m.prove_part2, WORDS, VAL)
@@ -835,7 +835,7 @@ class TheProofCatchesAnEdit(Case):
                 self.assertFalse(alarm)
 
     def test_an_edit_to_batch_loss_is_not_bypassed(self):
-        """Part 2's batch_loss() calls Part 1's (as plain_batch_loss), here and in each worker:
+        """Part 2's batch_loss() calls Part 1's (as part1_batch_loss), here and in each worker:
         the edit, a loss twice as high, runs with part2 on as with it off, so the check rightly
         passes and training goes on. Adam ignores the gradient's scale (but for eps), so each
         step's loss is twice the unedited one."""

@@ -935,7 +935,7 @@ class SaveLoadPrompt(CommandLineCase):
                                          'input_crc': 0, 'input_path': self.file})
         logits_before = all_logits('sophia')
         tiny_model(vocab='xyz', seed=99)  # something else entirely, replaced by the load
-        self.assertIsNone(m.load_model(self.model, {}, False))
+        self.assertIsNone(m.load_model(m.read_model(self.model, False), False))
         self.assertEqual(m.float_weights(), before)
         self.assertEqual(all_logits('sophia'), logits_before)
         self.assertEqual(json.loads(slurp(self.model))['config'],
