@@ -10,7 +10,8 @@ interpreter, started by setUpModule so that it runs beside the other tests.
 
     python -m unittest discover -s tests -p 'test_1*' -v
 """
-import builtins, json, math, os, random, re, subprocess, symtable, sys, unittest, zlib
+import builtins, math, os, random, re, shutil, subprocess, symtable, sys, tempfile
+import unittest, zlib
 from unittest import mock
 
 from tests.helpers import (Case, ROOT, SCRIPT, FD_STEP, FD_TOL, EXACT_TOL, WORDS, m, report,
@@ -62,11 +63,6 @@ def source_before(ruler):
     cut = [i for i, line in enumerate(lines) if re.match(rf'# =+ {ruler}\b', line)]
     assert len(cut) == 1, f'one {ruler} ruler'
     return ''.join(lines[:cut[0]])
-
-
-def part1_source():
-    """microgpt.py up to the line that starts the Part 2 ruler."""
-    return source_before('Part 2')
 
 
 class Part1Case(Case):
@@ -1180,73 +1176,93 @@ class SamplingMatchesReference(Part1Case):
         self.check_caller_graph_survives('sample()', m.sample)
 
 
-# --- Part 1 on its own -------------------------------------------------------------------------
+# --- Part 1 on its own, and the file cut at every ruler ---------------------------------------
 
-DRIVER = """
-import json as _json
-random.seed(seed)
-train_docs, val_docs = split_docs(open('input.txt').read())
-use_vocab(sorted(set(''.join(train_docs + val_docs))))
-use_weights()
-num_steps = 50
-adam_m, adam_v = [0.0] * len(params), [0.0] * len(params)
-losses = [loss for _, loss, _ in train(train_docs, adam_m, adam_v)]
-random.seed(seed)
-print(_json.dumps({'losses': losses, 'names': [sample() for _ in range(5)],
-                   'vocab_size': vocab_size}))
-"""  # main()'s steps, with Part 1's own functions only
-ALONE = []  # Part 1 alone with DRIVER, in a new interpreter: ~5 s, so it runs beside the tests
+CUT_SETTINGS = """
+input_file = 'small.txt'
+num_steps = 20
+num_samples = 3
+main()
+"""  # appended to each cut: a later assignment wins, as a learner's edit would
+FOLDER = []  # the cuts' folder, with small.txt: the first 80 names
+CUTS = {}  # ruler -> the process running the file cut there; None: the whole file, as run
 
 
-def setUpModule():
-    ALONE.append(subprocess.Popen([sys.executable, '-c', part1_source() + DRIVER], cwd=ROOT,
-                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+def setUpModule():  # the runs start here, so that they go on beside the tests
+    FOLDER.append(tempfile.mkdtemp())
+    with open(os.path.join(FOLDER[0], 'small.txt'), 'w') as f:
+        f.writelines(slurp(os.path.join(ROOT, 'input.txt'), 'r').splitlines(True)[:80])
+    lines = slurp(SCRIPT, 'r').splitlines(keepends=True)
+    rulers = [i for i, line in enumerate(lines) if line.startswith('# ====')]
+    for i in rulers[1:]:
+        ruler = lines[i].strip('# =\n').split(':')[0]  # 'Part 2', ..., 'The guard rails'
+        path = os.path.join(FOLDER[0], f'cut{i}.py')
+        with open(path, 'w', encoding='utf-8') as f:
+            f.write(''.join(lines[:i]) + CUT_SETTINGS)
+        CUTS[ruler] = subprocess.Popen([sys.executable, path], cwd=FOLDER[0], text=True,
+                                       stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    CUTS[None] = subprocess.Popen(
+        [sys.executable, SCRIPT, '--input_file=small.txt', '--num_steps=20', '--num_samples=3'],
+        cwd=FOLDER[0], text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
 
-def tearDownModule():  # if its test did not run: stopped, and waited for
-    for process in ALONE:
+def tearDownModule():  # whatever the tests did: every process ended and waited for
+    for process in CUTS.values():
         process.kill()
         process.communicate()
-    ALONE.clear()
+    CUTS.clear()
+    for folder in FOLDER:
+        shutil.rmtree(folder)
+    FOLDER.clear()
 
 
-class PartOneAlone(Part1Case):
-    """Part 1, cut from the file at the Part 2 ruler, is a whole GPT: it trains and samples in a
-    fresh interpreter; and no part reads a name that only a later part defines."""
+class EveryRulerIsACut(Part1Case):
+    """The file cut at each `# ====` ruler, with main() appended, trains and samples in a fresh
+    interpreter: the cuts at Parts 2, 3 and 4 with Part 1's main(), the cut at the guard rails
+    with Part 4's. Each reports what the whole file reports for the same settings given as
+    flags: the same training losses, the same held-out loss."""
 
-    def test_part_1_alone_trains_and_samples(self):
-        process = ALONE.pop() if ALONE else subprocess.Popen(
-            [sys.executable, '-c', part1_source() + DRIVER], cwd=ROOT, stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE, text=True)
-        try:
-            out, err = process.communicate(timeout=600)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.communicate()
-            raise
-        self.assertEqual(process.returncode, 0, err)
-        result = json.loads(out)
-        losses = result['losses']
-        self.assertEqual(len(losses), 50)
-        self.assertTrue(all(map(math.isfinite, losses)))
-        self.assertEqual(result['vocab_size'], 27)
-        first, last = sum(losses[:10]) / 10, sum(losses[-10:]) / 10
-        print(f'  Part 1 alone: mean loss {first:.3f} over the first 10 steps, {last:.3f} over '
-              f'the last 10 (ln 27 = {LN27:.3f})')
-        self.assertLess(last, first)
-        self.assertLess(sum(losses) / 50, LN27 + 0.3)
-        self.assertEqual(len(result['names']), 5)
-        for name in result['names']:
-            self.assertRegex(name, '^[a-z]+$')
-        # its first loss, recomputed by the reference model on the same document and weights
-        random.seed(m.seed)
-        train_docs, val_docs = m.split_docs(slurp(os.path.join(ROOT, 'input.txt'), 'r'))
-        m.use_vocab(sorted(set(''.join(train_docs + val_docs))))
-        m.use_weights()
-        expected = reference_losses(weights(), m.window(m.encode(train_docs[0])))
-        diff = report('Part 1 alone: step 1 loss vs reference',
-                      abs(losses[0] - sum(expected) / len(expected)), EXACT_TOL)
-        self.assertLessEqual(diff, EXACT_TOL)
+    def finished(self, ruler):
+        out, err = CUTS[ruler].communicate(timeout=600)
+        self.assertEqual((CUTS[ruler].returncode, err), (0, ''), ruler)
+        return out
+
+    @staticmethod
+    def numbers(out):
+        """The held-out loss and {step: loss} of each step line that a run prints."""
+        return (re.findall(r'^val loss (\d+\.\d+)', out, re.M),
+                dict(re.findall(r'^step +(\d+)/20 \| loss (\d+\.\d+)', out, re.M)))
+
+    def test_each_cut_trains_and_samples_as_the_whole_file_does(self):
+        val, steps = self.numbers(self.finished(None))
+        self.assertEqual(len(val), 1)
+        self.assertEqual(len(steps), 10)  # a line every tenth of the run
+        self.assertEqual(list(CUTS), ['Part 2', 'Part 3', 'Part 4', 'The guard rails', None])
+        for ruler in ['Part 2', 'Part 3', 'Part 4', 'The guard rails']:
+            with self.subTest(cut_at=ruler):
+                out = self.finished(ruler)
+                self.assertEqual(self.numbers(out), (val, steps), out)
+                self.assertEqual(len(re.findall(r'^sample +\d+: [a-z]+$', out, re.M)), 3, out)
+                part4 = ruler == 'The guard rails'  # Part 4's main(), else Part 1's
+                self.assertEqual('check: Part 2 equals Part 1' in out, part4, out)
+        print(f'  the file cut at each of the 4 rulers, and whole: val loss {val[0]}, the same '
+              f'10 step losses')
+
+
+    def test_a_flag_given_to_the_cut_without_guard_rails_is_refused_not_ignored(self):
+        """Part 4 alone reads no flag: main(['--num_steps=5']) says so in one line, rather
+        than training 1000 steps as if the flag were not there."""
+        source = source_before('The guard rails')
+        ns = {'__name__': 'cut'}
+        exec(compile(source, 'cut.py', 'exec'), ns)
+        with self.assertRaises(ns['MicrogptError']) as cm:
+            ns['main'](['--num_steps=5'])
+        self.assertEqual(str(cm.exception),
+                         "'--num_steps=5': flags are read by the guard rails, cut from this file")
+
+
+class PartsReadOnlyWhatIsAbove(Part1Case):
+    """No part reads a name that only a later part defines (checked with symtable)."""
 
     @staticmethod
     def foreign_reads(source):
@@ -1273,11 +1289,13 @@ class PartOneAlone(Part1Case):
     def test_each_part_reads_only_names_defined_before_it(self):
         """Part 1 reads no name that only Parts 2-4 or the guard rails define; Parts 1-2 none
         that only Parts 3-4 or the guard rails define; Parts 1-3 none that only Part 4 or the
-        guard rails define; and the whole file none that it does not define. Each check can
+        guard rails define; Parts 1-4 none that only the guard rails define; and the whole file
+        none that it does not define. Each check can
         tell: a function (or a top-level line) added at the cut that reads names the next parts
         define is caught, and the same names are defined in the whole file."""
         peeks = {'Part 2': ('no_grad', 'float_weights'), 'Part 3': ('merges', 'quantize'),
-                 'Part 4': ('fail', 'prove_part2'), None: ()}
+                 'Part 4': ('fail', 'prove_part2'), 'The guard rails': ('KIND', 'check_settings'),
+                 None: ()}
         whole = source_before(None)
         for ruler, names in peeks.items():
             source = source_before(ruler)
