@@ -918,7 +918,7 @@ def setup(argv):  # Part 4's, then the checks that need its text, its model or i
         return None
     given, path, state = run['given'], run['input_path'], run['adam']
     model_file = given.get('load', load) or run['resumed']
-    for name in [name for name in (*SHAPE, *RUN, 'bpe_merges') if name in given]:
+    for name in [name for name in given if name in (*SHAPE, *RUN, 'bpe_merges')]:
         if given[name] != globals()[name]:  # the model file's value won
             fail(f'--{name}={given[name]} contradicts {model_file!r}, with {name}='
                  f'{globals()[name]}')
@@ -942,7 +942,6 @@ def check_known(text, what):  # the model has a token for each character of text
         fail(f'the model does not know these characters of {what}: {unknown[:20]!r}; it knows '
              f'only {"".join(c for c in chars if len(c) == 1)[:60]!r}, those it was made with')
 
-
 def check_save_path(path):  # before any work: a save that would fail, or destroy a file, fails
     try:
         if os.path.isdir(path):
@@ -956,7 +955,6 @@ def check_save_path(path):  # before any work: a save that would fail, or destro
     except OSError as e:
         fail(f'cannot save the model to {path!r}: {e.strerror}')
 
-
 # --- model files, read as untrusted input: each field checked before it is used
 part4_read_model = read_model
 
@@ -969,9 +967,7 @@ def numbers(x, shape, what):  # x, checked: nested lists of finite floats of thi
         fail(f'{what} is not {shape[0]} rows or numbers long')
     return [numbers(y, shape[1:], what) for y in x]
 
-def read_model(path, resuming):
-    """Part 4's, then every field checked: its shape (and to resume, its run's settings) as
-    check_settings() checks flags, its matrices those of shapes(). -> the blob, as floats."""
+def read_model(path, resuming):  # Part 4's, each field checked; -> the model, as floats
     bad = f'model file {path!r} is not a microgpt model (use a file made by --save):'
     try:
         blob = part4_read_model(path, resuming)
@@ -987,7 +983,7 @@ def read_model(path, resuming):
         fail(f'{bad} its chars must be distinct single characters')
     pairs_ok = type(pairs) is list and all(type(p) is list and len(p) == 2 for p in pairs)
     earlier = pairs_ok and all(type(t) is int and 0 <= t < len(vocab) + k
-                               for k, p in enumerate(pairs) for t in p)  # merge k makes id len(vocab) + k
+                               for k, p in enumerate(pairs) for t in p)  # k: earlier merges
     if not earlier or len(set(map(tuple, pairs))) < len(pairs):
         fail(f'{bad} its merges must be distinct pairs of earlier token ids')
     if type(training) is not dict:
