@@ -539,7 +539,8 @@ def fail(message, code=2):  # from None: the message says it all, no chained tra
 
 def configure(argv):  # the flags -> {name: value}; the guard rails read them
     if argv:
-        fail(f'{argv[0]!r}: flags are read by the guard rails, cut from this file')
+        fail(f'{argv[0]!r}: the guard rails that read flags are cut from this file; assign '
+             f'the setting before main() instead (name = value)')
     return {}
 
 # --- setup: where a run's state is born --------------------------------------

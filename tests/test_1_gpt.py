@@ -1257,8 +1257,8 @@ class EveryRulerIsACut(Part1Case):
         exec(compile(source, 'cut.py', 'exec'), ns)
         with self.assertRaises(ns['MicrogptError']) as cm:
             ns['main'](['--num_steps=5'])
-        self.assertEqual(str(cm.exception),
-                         "'--num_steps=5': flags are read by the guard rails, cut from this file")
+        self.assertEqual(str(cm.exception), "'--num_steps=5': the guard rails that read flags are "
+                         "cut from this file; assign the setting before main() instead (name = value)")
 
 
 class PartsReadOnlyWhatIsAbove(Part1Case):
