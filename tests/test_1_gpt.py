@@ -401,10 +401,11 @@ class Initialization(Part1Case):
     so the logits' variance, and the untrained loss, do not grow with the width."""
 
     def test_untrained_loss_is_near_a_uniform_guess_at_any_width(self):
+        """Three corners of widths 8 to 256 and depths 1 to 8: the width alone (256 x 1, where
+        an unscaled std 0.08 is off by 4.2) and the depth alone (8 x 8). The fourth, 256 x 8, took
+        6 s (6 million weights drawn) and checks no line that these two do not."""
         vocab = sorted(set(''.join(WORDS)))
-        short = ['ava', 'mia', 'emma']  # 13 predictions: 256 x 8 takes ~0.15 s a position
-        for n_embd, n_layer, docs in ((8, 1, WORDS), (8, 8, WORDS), (256, 1, WORDS[:6]),
-                                      (256, 8, short)):
+        for n_embd, n_layer, docs in ((8, 1, WORDS), (8, 8, WORDS), (256, 1, WORDS[:6])):
             m.n_embd, m.n_layer = n_embd, n_layer
             m.use_vocab(vocab)
             random.seed(m.seed)
@@ -1191,14 +1192,14 @@ random.seed(seed)
 train_docs, val_docs = split_docs(open('input.txt').read())
 use_vocab(sorted(set(''.join(train_docs + val_docs))))
 use_weights()
-num_steps = 50
+num_steps = 20  # Part 1's graphs are slow: 50 steps took 4 s of CPU
 adam_m, adam_v = [0.0] * len(params), [0.0] * len(params)
 losses = [loss for _, loss, _ in train(train_docs, adam_m, adam_v)]
 random.seed(seed)
 print(_json.dumps({'losses': losses, 'names': [sample() for _ in range(5)],
                    'vocab_size': vocab_size}))
 """  # main()'s steps, with Part 1's own functions only
-ALONE = []  # Part 1 alone with DRIVER, in a new interpreter: ~5 s, so it runs beside the tests
+ALONE = []  # Part 1 alone with DRIVER, in a new interpreter: ~2 s, so it runs beside the tests
 
 
 def setUpModule():
@@ -1230,14 +1231,14 @@ class PartOneAlone(Part1Case):
         self.assertEqual(process.returncode, 0, err)
         result = json.loads(out)
         losses = result['losses']
-        self.assertEqual(len(losses), 50)
+        self.assertEqual(len(losses), 20)
         self.assertTrue(all(map(math.isfinite, losses)))
         self.assertEqual(result['vocab_size'], 27)
-        first, last = sum(losses[:10]) / 10, sum(losses[-10:]) / 10
-        print(f'  Part 1 alone: mean loss {first:.3f} over the first 10 steps, {last:.3f} over '
-              f'the last 10 (ln 27 = {LN27:.3f})')
+        first, last = sum(losses[:5]) / 5, sum(losses[-5:]) / 5
+        print(f'  Part 1 alone: mean loss {first:.3f} over the first 5 steps, {last:.3f} over '
+              f'the last 5 (ln 27 = {LN27:.3f})')
         self.assertLess(last, first)
-        self.assertLess(sum(losses) / 50, LN27 + 0.3)
+        self.assertLess(sum(losses) / 20, LN27 + 0.3)
         self.assertEqual(len(result['names']), 5)
         for name in result['names']:
             self.assertRegex(name, '^[a-z]+$')
