@@ -198,7 +198,10 @@ def run_interrupted(*args, cwd=ROOT, after='step ', times=1, timeout=120, script
     -> (exit code, stdout, stderr); it never outlives this."""
     import signal, threading
     p = subprocess.Popen([sys.executable, script, *args], cwd=cwd, stdout=subprocess.PIPE,
-                         stderr=subprocess.PIPE, text=True)
+                         stderr=subprocess.PIPE, text=True,
+                         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    # SIGINT as a terminal gives it: a suite started in the background by a shell (`... &`)
+    # ignores SIGINT, its children inherit that, and Python then makes no KeyboardInterrupt
     timer = threading.Timer(timeout, p.kill)  # a hang becomes a failure, not a stuck suite
     timer.start()
     try:
