@@ -4,7 +4,7 @@ and ways to run microgpt.py as a user would. Every test file imports from here, 
 Settings are module globals that stay as they were last set (as in a notebook), so every test
 starts from the defaults: its class derives from Case, whose setUp calls reset().
 """
-import contextlib, gc, io, math, os, random, subprocess, sys, tempfile, time, unittest
+import contextlib, gc, io, math, os, random, subprocess, sys, tempfile, unittest
 from unittest import mock
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -192,13 +192,16 @@ def command_line(*argv):
     return code, out.getvalue(), err.getvalue()
 
 
-def run_interrupted(*args, cwd=ROOT, after='step ', timeout=120, script=SCRIPT, delay=0):
-    """Run microgpt.py (or script) as a user would, and press Ctrl-C (SIGINT to it) delay seconds
-    after a line of its output starts with after. -> (exit code, stdout, stderr); it never
-    outlives this."""
+def run_interrupted(*args, cwd=ROOT, after='step ', times=1, timeout=120, script=SCRIPT):
+    """Run microgpt.py (or script) as a user would, and press Ctrl-C (SIGINT to it) as soon as
+    the times-th line of its output that starts with after is read: an event, never a delay.
+    -> (exit code, stdout, stderr); it never outlives this."""
     import signal, threading
     p = subprocess.Popen([sys.executable, script, *args], cwd=cwd, stdout=subprocess.PIPE,
-                         stderr=subprocess.PIPE, text=True)
+                         stderr=subprocess.PIPE, text=True,
+                         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    # SIGINT as a terminal gives it: a suite started in the background by a shell (`... &`)
+    # ignores SIGINT, its children inherit that, and Python then makes no KeyboardInterrupt
     timer = threading.Timer(timeout, p.kill)  # a hang becomes a failure, not a stuck suite
     timer.start()
     try:
@@ -206,9 +209,10 @@ def run_interrupted(*args, cwd=ROOT, after='step ', timeout=120, script=SCRIPT, 
         for line in p.stdout:
             lines.append(line)
             if line.startswith(after):
-                time.sleep(delay)
-                p.send_signal(signal.SIGINT)
-                break
+                times -= 1
+                if not times:
+                    p.send_signal(signal.SIGINT)
+                    break
         out = ''.join(lines) + p.stdout.read()
         err = p.stderr.read()
         return p.wait(), out, err

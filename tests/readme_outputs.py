@@ -169,15 +169,24 @@ def layout(d):
 
 def recipe(d):
     """Further training on chosen data, as the README shows it: needs names.json in d (the default
-    run, saved); the counts of 200 samples that end in 'a', before and after."""
+    run, saved); the counts of 200 samples that end in 'a', before and after. Each command runs
+    as shown plus --eval_docs=0 (and the training --eval_interval=0 --num_samples=0): what is
+    counted is the samples, and the model saved, which no evaluation changes (evaluate() draws no
+    random number: test_1's Evaluation; the periodic one changes no weight: test_4b's
+    HeldOutDuringTraining), and the evaluations were 10 s of the 13."""
     with open(os.path.join(d, 'input.txt')) as f, open(os.path.join(d, 'chosen.txt'), 'w') as g:
         g.write(''.join(line for line in f if line.rstrip('\n').endswith('a')))
 
     def ending_in_a(model):
-        code, out, err = sh([f'--load={model}', '--num_steps=0', '--num_samples=200'], d)
+        code, out, err = sh([f'--load={model}', '--num_steps=0', '--num_samples=200',
+                             '--eval_docs=0'], d)
+        assert code == 0, err
         return str(len([l for l in out.splitlines() if l.startswith('sample') and l.endswith('a')]))
     before = ending_in_a('names.json')
-    sh(['--load=names.json', '--input_file=chosen.txt', '--num_steps=300', '--save=tuned.json'], d)
+    code, out, err = sh(['--load=names.json', '--input_file=chosen.txt', '--num_steps=300',
+                         '--save=tuned.json', '--eval_docs=0', '--eval_interval=0',
+                         '--num_samples=0'], d)
+    assert code == 0 and 'saved the model to tuned.json at step 300 of 300' in out, err
     return '\n'.join([
         '```', "$ grep 'a$' input.txt > chosen.txt       # 6,640 of the 32,033 names",
         '$ python microgpt.py --save=names.json',

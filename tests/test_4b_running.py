@@ -1050,7 +1050,8 @@ class Explain(Case):
     def test_unknown_characters_are_refused_before_any_training(self):
         with open(os.path.join(ROOT, 'input.txt'), encoding='utf-8') as f:
             self.assertNotIn('E', f.read())
-        code, out, err = launch(self, '--explain=Emma', '--num_steps=1000000', timeout=30)
+        code, out, err = launch(self, '--explain=Emma', '--num_steps=1')  # a check after
+        # training would print its one step line: no timeout needed to see it
         self.assertEqual(code, 2, err)
         self.assertEqual(len(err.strip().splitlines()), 1, err)
         self.assertIn('--explain', err)
@@ -1162,9 +1163,10 @@ class CtrlCAndSigterm(InTempDir):
         self.assertIn(b'train docs', p.stdout.readline())
         self.assertIn(b'check: ', p.stdout.readline())  # training starts right after this
         began, cpu = time.time(), cpu_seconds(p.pid)
-        if cpu is None:  # no /proc: give it time
-            time.sleep(1.5)
-        while cpu is not None:  # wait for 0.2 s of work after that line: it is training
+        if cpu is None:  # no /proc: wait for the first step line (5 s of training at most)
+            self.assertTrue(p.stdout.readline().startswith(b'step '))
+        while cpu is not None:  # wait for 0.2 s of its CPU after that line, however long that
+            # takes on a busy machine: training is all it does then (an event, not a delay)
             now = cpu_seconds(p.pid)
             if now is None or now >= cpu + 0.2:
                 break
@@ -1195,11 +1197,12 @@ class CtrlCAndSigterm(InTempDir):
 
     def test_ctrl_c_then_resume_is_the_run_never_interrupted(self):
         """A real SIGINT to the process group in a random step's update, --save, then --resume:
-        the weights, Adam's state, the val loss and the samples of the run never stopped."""
+        the weights, Adam's state, the val loss and the samples of the run never stopped. With 2
+        workers, which get the SIGINT too; in one process (12 steps, --workers=1) it is
+        test_4a's Resume.test_an_interrupted_run_resumes_exactly_in_one_process, in main()."""
         names = WORDS * 3
         text = self.write('long.txt', '\n'.join(' '.join(names[i:i + 3]) for i in range(40)))
-        for steps, run_flags, workers in ((12, [], '--workers=1'),
-                                          (8, ['--batch_size=4'], '--workers=2')):
+        for steps, run_flags, workers in ((8, ['--batch_size=4'], '--workers=2'),):
             k = random.Random(steps).randrange(1, steps - 1)
             with self.subTest(workers=workers, stopped_in_step=k + 1):
                 whole, part = (os.path.join(self.d, f'{name}{steps}.json')

@@ -98,11 +98,15 @@ class TheRecord(unittest.TestCase):
 class TheScriptsItNames(unittest.TestCase):
     def test_ctrl_c_stops_the_sweep_with_one_line(self):
         """A newcomer's trial: Ctrl-C in tests/sweep.py printed the tracebacks of the parent and
-        of each pool worker. Pressed 3 s after its header: its first two runs are under way."""
+        of each pool worker. Pressed once both of its runs say that they are under way (an
+        event, not a delay: pressed 3 s after the header, it failed 3 times in 8 on a busy
+        machine)."""
         sweep = os.path.join(ROOT, 'tests', 'sweep.py')
         code, out, err = run_interrupted('--widths=8,16', '--budgets=2e8', '--jobs=2',
-                                         after='28801 train docs', script=sweep, delay=3)
+                                         after='  run under way: ', times=2, script=sweep)
         print(f'  sweep.py, Ctrl-C: exit {code}, stderr {err!r}')
+        self.assertEqual(out.count('  run under way: '), 2, out)  # both runs, in the pool
+        self.assertNotIn('  run  1/2', out)  # pressed while both were still training
         self.assertEqual((code, err), (1, 'sweep.py: interrupted\n'))
 
 
