@@ -1,5 +1,5 @@
 """Runs the commands that README.md shows, as a learner would, and prints their real output, block by
-block, for pasting into README.md; tests/test_5_readme.py checks the README against the program.
+block, for pasting into README.md; tests/test_6_readme.py checks the README against the program.
 
     python tests/readme_outputs.py [BLOCK ...]   # LAYOUT OVERFIT QUICKSTART EDIT EXPLAIN ...
 
@@ -172,7 +172,7 @@ def recipe(d):
     run, saved); the counts of 200 samples that end in 'a', before and after. Each command runs
     as shown plus --eval_docs=0 (and the training --eval_interval=0 --num_samples=0): what is
     counted is the samples, and the model saved, which no evaluation changes (evaluate() draws no
-    random number: test_1's Evaluation; the periodic one changes no weight: test_4b's
+    random number: test_1's Evaluation; the periodic one changes no weight: test_4's
     HeldOutDuringTraining), and the evaluations were 10 s of the 13."""
     with open(os.path.join(d, 'input.txt')) as f, open(os.path.join(d, 'chosen.txt'), 'w') as g:
         g.write(''.join(line for line in f if line.rstrip('\n').endswith('a')))

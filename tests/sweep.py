@@ -97,7 +97,7 @@ def one_run(job):
     width, budget, steps, val_docs = job
     print(f'  run under way: n_embd={width:2d} budget {budget:.1e}: {steps:5d} steps\n', end='',
           flush=True)  # one write, so that two runs' lines never mix; Ctrl-C in
-    # tests/test_5_readme.py waits for this line from both runs
+    # tests/test_6_readme.py waits for this line from both runs
     m.reset_settings()
     with contextlib.redirect_stdout(io.StringIO()):
         r = m.main(argv_of(width, steps))

@@ -9,7 +9,7 @@ Each expectation comes from outside the code under test: a hand-made series, a s
 computation, a closed form, a count, a spy on what microgpt calls. Every subprocess runs in a
 session of its own, and each test checks that no process of it outlives it.
 
-    python -m unittest tests.test_4b_running -v
+    python -m unittest tests.test_4_running -v
 """
 import ast, contextlib, gc, io, itertools, json, math, os, random, re, signal, subprocess, sys
 import threading, time, tracemalloc, types, unittest, zlib
@@ -1199,7 +1199,7 @@ class CtrlCAndSigterm(InTempDir):
         """A real SIGINT to the process group in a random step's update, --save, then --resume:
         the weights, Adam's state, the val loss and the samples of the run never stopped. With 2
         workers, which get the SIGINT too; in one process (12 steps, --workers=1) it is
-        test_4a's Resume.test_an_interrupted_run_resumes_exactly_in_one_process, in main()."""
+        test_5's Resume.test_an_interrupted_run_resumes_exactly_in_one_process, in main()."""
         names = WORDS * 3
         text = self.write('long.txt', '\n'.join(' '.join(names[i:i + 3]) for i in range(40)))
         for steps, run_flags, workers in ((8, ['--batch_size=4'], '--workers=2'),):
@@ -1532,7 +1532,7 @@ class ImportingProgram(Case):
 
 class ConsolesAndLimits(InTempDir):
     """A console that cannot show every character; a memory limit (an endless input under one:
-    test_4a_guard_rails)."""
+    test_5_guard_rails)."""
 
     def test_a_console_that_cannot_show_the_characters(self):
         path = self.write('cjk.txt', '\n'.join(['王芳', '李娜', '张伟', '刘洋', '陈静'] * 6))
