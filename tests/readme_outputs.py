@@ -24,7 +24,7 @@ TROUBLE = [
     ('--save=input.txt', '`--save` never writes over a file that is not a model.'),
     ('--load=names.json --n_embd=32', 'A loaded model brings its own shape: leave such flags out.'),
     ('--load=names.json --input_file=chat.txt',
-     'A model keeps its characters: train a new one on the new text (see fine-tuning above).'),
+     'A model keeps its characters: train a new one on the new text (see Further training).'),
     ('--load=input.txt', 'Give a file that `--save` wrote; the end of the line says what is wrong.'),
     ('--resume=names8.json', 'An 8-bit model keeps no training state: `--load` it.'),
 ]
