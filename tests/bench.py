@@ -23,8 +23,8 @@ import microgpt as m  # noqa: E402
 
 BEFORE = '8f368d2'
 QUIET = ['--eval_docs=0', '--num_samples=0']  # a run that only trains
-METER = ('            flops += sum(train_flops(len(t) - 1) for t in batch)\n'
-         '            tokens += sum(len(t) - 1 for t in batch)\n')  # run_training's meter lines
+METER = ("    log['flops'] += sum(train_flops(len(t) - 1) for t in batch)\n"
+         "    log['tokens'] += sum(len(t) - 1 for t in batch)\n")  # record()'s meter lines
 
 
 # --- helpers: files, runs, turns, medians ------------------------------------
@@ -42,7 +42,7 @@ def without_meter(d):
     with open(NOW, encoding='utf-8') as f:
         text = f.read()
     if text.count(METER) != 1:
-        sys.exit('bench.py: the meter lines of run_training are not in microgpt.py exactly once: '
+        sys.exit('bench.py: the meter lines of record() are not in microgpt.py exactly once: '
                  're-point METER')
     path = os.path.join(d, 'no_meter.py')
     with open(path, 'w', encoding='utf-8') as f:
