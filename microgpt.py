@@ -4,7 +4,7 @@ its settings. Read it from the top. Each part uses only the parts above it, so t
 at any `# ====` ruler, with `main()` added, still trains and samples:
 
 Part 1 is the GPT, whole on its own: it ends with its own main().
-Part 2 makes it fast without changing what it computes, and every run proves that it does.
+Part 2 makes it fast without changing what it computes, and Part 4's run proves it does.
 Part 3 is what production changes in the model: subword tokens and 8-bit weights, measured.
 Part 4 runs it: its main() replaces Part 1's. After it come only guard rails: stop there."""
 import math, random, zlib  # Part 1
@@ -257,7 +257,7 @@ def sample(sd=None):  # a new document that starts with prompt: block_size at mo
     return decode(tokens)
 
 # --- run: read, split, train, report the held-out loss, sample ---------------
-def main():  # Part 4's main() replaces this one: the same run, checked and shown
+def main():  # Part 4's main() replaces this one: the same training, checked and shown
     random.seed(seed)
     with open(input_file, encoding='utf-8') as f:
         train_docs, val_docs = split_docs(f.read())
@@ -415,8 +415,8 @@ def float_loss(tokens, i, dw):  # Part 1's mean loss on plain floats, weight i m
 def self_check(doc, val_docs, n_fd=20, h=1e-6):
     """-> ({what: relative difference} of Part 2's loss, gradients, held-out loss from Part 1's
     as written; backprop's from finite differences; on how many weights). Changes nothing."""
-    tokens = encode(doc)[:block_size + 1]
     global part2
+    tokens = encode(doc)[:block_size + 1]
     fast = (*loss_and_grads(tokens), [evaluate(val_docs)])
     on = part2
     part2 = False  # Part 1 exactly as written
@@ -510,8 +510,6 @@ def main(argv=()):
     """Train a GPT and sample from it, as `python microgpt.py` does. argv: --name=value
     flags. Returns what the run produced: losses, compute, samples. Raises MicrogptError."""
     run = setup(argv)  # where the run's state is born: settings, documents, model, Adam
-    if run is None:
-        return None  # --help: the settings were printed, nothing runs
     train_docs, val_docs = run['train_docs'], run['val_docs']
     describe(run)
     prove_part2(train_docs, val_docs)
@@ -553,8 +551,6 @@ def read_text(path, what='input file', flag='--input_file'):  # too big: a Memor
 
 def setup(argv):  # -> the run: its flags, documents, Adam's state, where it saves
     given = configure(argv)
-    if 'help' in given:
-        return None
     resuming = given.get('resume', resume)
     model_file = given.get('load', load) or resuming
     state = load_model(read_model(model_file, resuming), resuming) if model_file else None
@@ -570,7 +566,8 @@ def setup(argv):  # -> the run: its flags, documents, Adam's state, where it sav
         random.setstate(state['random_state'])
     adam = state or {'step': 0, 'm': [0.0] * len(params), 'v': [0.0] * len(params)}
     return {'given': given, 'train_docs': train_docs, 'val_docs': val_docs, 'adam': adam,
-            'resumed': resuming, 'save': given.get('save', save) or resuming,  # to its file
+            'model_file': model_file, 'resumed': resuming,
+            'save': given.get('save', save) or resuming,  # a resumed run saves to its file
             'input_crc': zlib.crc32(text.replace('\r\n', '\n').encode('utf-8')),
             'input_path': path, 'explain': given.get('explain')}
 
@@ -763,7 +760,6 @@ def explain(text):
     print(f'mean loss {mean:.4f} over {len(rows)} predictions')
     return rows
 
-
 # --- files: a model as JSON; what --resume needs to go on exactly ------------
 SHAPE = ('n_layer', 'n_embd', 'n_head', 'block_size')  # a saved model's shape
 RUN = ('num_steps', 'batch_size', 'learning_rate', 'beta1', 'beta2', 'eps', 'seed')
@@ -841,9 +837,6 @@ def all_or_nothing():  # if the block fails, settings and model are as they were
 def configure(argv):  # Part 4's, for real: checks, then sets, the flags; they stay set
     if isinstance(argv, str):
         fail(f'main() takes a list of flags: main({shlex.split(argv)!r})')
-    if '-h' in argv or '--help' in argv:
-        print(help_text())
-        return {'help': True}
     given = {}
     for i, arg in enumerate(argv):
         name, has_value, text = arg[2:].partition('=')
@@ -868,7 +861,7 @@ def configure(argv):  # Part 4's, for real: checks, then sets, the flags; they s
             fail(f'--{name} takes {WORDS[kind]}, not {text!r}')
     s = {k: given.get(k, v) for k, v in settings().items()}
     check_settings(s, shape=not (s['load'] or s['resume']))  # else the file's: load_model()
-    run_only = ('save', 'load', 'resume', 'explain')  # main() reads these from given
+    run_only = ('save', 'load', 'resume', 'explain')  # setup() reads these from given
     globals().update({k: v for k, v in given.items() if k not in run_only})
     return given
 
@@ -909,18 +902,24 @@ def help_text():  # by part, each flag, its value now and the comment beside its
     explain = 'after sampling, an x-ray of the model reading this text'  # Part 4 runs it
     return '\n'.join([*lines, f'  {"--explain=TEXT":25} {explain}'])
 
+part4_main = main
+
+@functools.wraps(part4_main)  # its docstring, for help(main)
+def main(argv=()):  # Part 4's; with --help or -h, only the settings: nothing runs
+    if {'-h', '--help'} & set(argv):
+        return print(help_text())
+    return part4_main(argv)
+
 # --- setup, checked: a failed check changes no setting and no model ---------
 part4_setup = setup
 
 @all_or_nothing()
 def setup(argv):  # Part 4's, then the checks that need its text, its model or its file
     run = part4_setup(argv)
-    if run is None:
-        return None
     given, path, state = run['given'], run['input_path'], run['adam']
-    model_file = given.get('load', load) or run['resumed']
-    for name in [name for name in given if name in (*SHAPE, *RUN, 'bpe_merges')]:
-        if given[name] != globals()[name]:  # the model file's value won
+    model_file = run['model_file']
+    for name in (*SHAPE, *RUN, 'bpe_merges'):
+        if given.get(name, globals()[name]) != globals()[name]:  # the model file's value won
             fail(f'--{name}={given[name]} contradicts {model_file!r}, with {name}='
                  f'{globals()[name]}')
     if state.get('input_crc', run['input_crc']) != run['input_crc']:
@@ -943,7 +942,7 @@ def check_known(text, what):  # the model has a token for each character of text
         fail(f'the model does not know these characters of {what}: {unknown[:20]!r}; it knows '
              f'only {"".join(c for c in chars if len(c) == 1)[:60]!r}, those it was made with')
 
-def check_save_path(path):  # before any work: a save that would fail, or destroy a file, fails
+def check_save_path(path):  # before training: a save that would fail, or destroy a file, fails
     try:
         if os.path.isdir(path):
             fail(f'--save={path} is a folder; save the model as a file')
@@ -983,8 +982,8 @@ def read_model(path, resuming):  # Part 4's, each field checked; -> the model, a
     if not single or len(set(vocab)) != len(vocab):
         fail(f'{bad} its chars must be distinct single characters')
     pairs_ok = type(pairs) is list and all(type(p) is list and len(p) == 2 for p in pairs)
-    earlier = pairs_ok and all(type(t) is int and 0 <= t < len(vocab) + k
-                               for k, p in enumerate(pairs) for t in p)  # k: earlier merges
+    earlier = pairs_ok and all(type(t) is int and 0 <= t < len(vocab) + k  # k: earlier merges
+                               for k, p in enumerate(pairs) for t in p)
     if not earlier or len(set(map(tuple, pairs))) < len(pairs):
         fail(f'{bad} its merges must be distinct pairs of earlier token ids')
     if type(training) is not dict:
@@ -1021,7 +1020,7 @@ def read_model(path, resuming):  # Part 4's, each field checked; -> the model, a
         fail(f'{bad} it needs a step from 0 to num_steps={num_steps}, input_crc, input_file')
     n_params = sum(rows * cols for rows, cols in shapes().values())
     m, v = (numbers(training.get(k), (n_params,), f"{bad} Adam's {k}") for k in 'mv')
-    if min(v, default=0.0) < 0:
+    if min(v) < 0:
         fail(f"{bad} Adam's v cannot be negative")
     try:
         state = training.get('random_state')
@@ -1052,7 +1051,7 @@ def fits_model(f, what=''):  # f, after checks that the model fits the settings 
                      f'back (reset_settings() resets all), or run main() to train a new one')
         check_known(prompt, 'the prompt')
         if what:
-            check_known(args[0], what)
+            check_known(args[0] if args else kwargs.get('text', ''), what)
         return f(*args, **kwargs)
     return checked
 

@@ -1058,6 +1058,17 @@ class Explain(Case):
         self.assertIn("'E'", err)
         self.assertNotRegex(out, r'(?m)^step ')
 
+    def test_the_text_by_keyword_is_checked_as_by_position(self):
+        """A second reader's find: explain(text='...') raised IndexError in the guard rails'
+        check, which read only the positional argument."""
+        tiny_model(vocab=VOCAB, seed=12)
+        by_keyword, out = quiet(m.explain, text='emma')
+        self.assertEqual([row['loss'] for row in by_keyword],
+                         [row['loss'] for row in quiet(m.explain, 'emma')[0]])
+        with self.assertRaises(m.MicrogptError) as cm:
+            m.explain(text='Emma')
+        self.assertIn("'E'", str(cm.exception))
+
     def test_before_any_model_it_says_so(self):
         code, out, err = launch(self, python=('-c', (
             'import microgpt\n'
