@@ -4,7 +4,7 @@ and ways to run microgpt.py as a user would. Every test file imports from here, 
 Settings are module globals that stay as they were last set (as in a notebook), so every test
 starts from the defaults: its class derives from Case, whose setUp calls reset().
 """
-import contextlib, gc, io, math, os, random, subprocess, sys, tempfile, unittest
+import contextlib, gc, io, math, os, random, shutil, subprocess, sys, tempfile, unittest
 from unittest import mock
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -178,6 +178,17 @@ class InTempDir(Case):
         with open(path, 'wb') as f:
             f.write(content if isinstance(content, bytes) else content.encode('utf-8'))
         return path
+
+
+def class_folder(cls, lines=WORDS * 3):
+    """A folder for a test class, as cls.class_dir, removed after the class (also if its
+    setUpClass fails), with words.txt: the lines. -> the path of words.txt."""
+    cls.class_dir = tempfile.mkdtemp()
+    cls.addClassCleanup(shutil.rmtree, cls.class_dir)
+    words = os.path.join(cls.class_dir, 'words.txt')
+    with open(words, 'w') as f:
+        f.write('\n'.join(lines))
+    return words
 
 
 def command_line(*argv):

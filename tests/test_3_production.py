@@ -10,11 +10,11 @@ training documents only, the vocabulary, bits per character, files, explain and 
 8-bit weights (quantize, files, resume, hostile files). A refused file is one line on stderr,
 exit 2, and builds nothing: the model and every setting stay as they were.
 """
-import base64, itertools, json, math, os, random, re, shutil, signal, struct, subprocess, sys
-import tempfile, unittest, zlib
+import base64, itertools, json, math, os, random, re, signal, struct, subprocess, sys
+import unittest, zlib
 from unittest import mock
 
-from tests.helpers import (EXACT_TOL, ROOT, SAME_TOL, TINY, WORDS, Case, InTempDir,
+from tests.helpers import (EXACT_TOL, ROOT, SAME_TOL, TINY, WORDS, Case, InTempDir, class_folder,
                            command_line, m, quiet, reference_losses, report, reset, slurp,
                            tiny_model)
 
@@ -132,11 +132,7 @@ class ModelFileCase(FileCase):
 
     @classmethod
     def setUpClass(cls):
-        cls.class_dir = tempfile.mkdtemp()
-        cls.addClassCleanup(shutil.rmtree, cls.class_dir)  # also if setUpClass fails
-        cls.words = os.path.join(cls.class_dir, 'words.txt')
-        with open(cls.words, 'w') as f:
-            f.write('\n'.join(cls.corpus()))
+        cls.words = class_folder(cls, cls.corpus())
         cls.good = os.path.join(cls.class_dir, 'good.json')
         reset()
         cls.trained = quiet(m.main, [f'--input_file={cls.words}', *TINY, '--workers=1',

@@ -8,10 +8,10 @@ Many such cases run in one child process, through command_line(), the function t
 `python microgpt.py` calls; a few run as the script itself.
 """
 import ast, contextlib, difflib, io, json, math, os, random, re, shlex, shutil, signal
-import subprocess, sys, tempfile, tokenize, unittest, zlib
+import subprocess, sys, tokenize, unittest, zlib
 from unittest import mock
 
-from tests.helpers import (DEFAULTS, InTempDir, ROOT, SCRIPT, TINY, WORDS, Case,
+from tests.helpers import (DEFAULTS, InTempDir, ROOT, SCRIPT, TINY, WORDS, Case, class_folder,
                            all_logits, m, quiet, report, reset, run, run_interrupted, run_python,
                            slurp, tiny_model, weights_diff)
 
@@ -926,11 +926,7 @@ class SaveLoadPrompt(CommandLineCase):
     @classmethod
     def setUpClass(cls):
         """One TINY model, trained by the script, for the tests that only read it."""
-        cls.class_dir = tempfile.mkdtemp()
-        cls.addClassCleanup(shutil.rmtree, cls.class_dir)  # also if this setUpClass fails
-        words = os.path.join(cls.class_dir, 'words.txt')
-        with open(words, 'w') as f:
-            f.write('\n'.join(WORDS * 3))
+        words = class_folder(cls)
         cls.trained_model = os.path.join(cls.class_dir, 'model.json')
         rc, cls.trained, err = run(f'--input_file={words}', '--num_steps=20', *TINY,
                                    f'--save={cls.trained_model}', '--num_samples=8',
@@ -1339,11 +1335,7 @@ class HostileModelFiles(CommandLineCase):
 
     @classmethod
     def setUpClass(cls):
-        cls.class_dir = tempfile.mkdtemp()
-        cls.addClassCleanup(shutil.rmtree, cls.class_dir)  # also if this setUpClass fails
-        words = os.path.join(cls.class_dir, 'words.txt')
-        with open(words, 'w') as f:
-            f.write('\n'.join(WORDS * 3))
+        words = class_folder(cls)
         model = os.path.join(cls.class_dir, 'model.json')
         reset()
         quiet(m.main, [f'--input_file={words}', '--num_steps=5', f'--save={model}',
