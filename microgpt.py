@@ -9,7 +9,7 @@ Part 3 is what production changes in the model: subword tokens and 8-bit weights
 Part 4 runs it: its main() replaces Part 1's. After it come only guard rails: stop there."""
 import math, random, zlib  # Part 1
 from operator import mul
-import contextlib, gc, multiprocessing, os  # Part 2
+import contextlib, gc, os  # Part 2
 import array, base64, collections, itertools, sys  # Part 3
 import json, shlex, signal, threading, time  # Part 4
 import difflib, functools, linecache, re  # the guard rails
@@ -278,7 +278,6 @@ fused = True              # one graph node for a dot, softmax output or loss
 no_grad = True            # evaluate and sample on plain floats, with no graph
 prefix_cache = True       # evaluation reuses the work of a shared prefix
 pause_gc = True           # no garbage collector in training: no cycles to free
-workers = os.cpu_count() or 1  # processes that share a batch (batch_size at most)
 
 # --- fused nodes (~ tensor kernels): gradients by hand, clarity traded for speed
 part1_dot, part1_linear, part1_softmax, part1_cross_entropy = dot, linear, softmax, cross_entropy
@@ -346,52 +345,6 @@ def resting_collector():  # in training: it would scan the graph again and again
         gc.disable()
         rest.callback(gc.enable)
     return rest
-
-# --- data parallelism (~ multi-GPU training): worker processes share a batch --
-# Idle at the defaults: a batch of one document has nothing to share (--batch_size=8).
-part1_batch_loss = batch_loss
-pool = []  # (pipe, process) of each other worker, while training with workers
-
-def share_grads(weights, batch):  # a share's summed loss and gradient
-    for p, w in zip(params, weights):
-        p.data, p.grad = w, 0.0
-    loss = part1_batch_loss(batch)
-    return loss * len(batch), [p.grad * len(batch) for p in params]
-
-def serve(pipe):  # in a worker: shares of batches in, gradients out, to the end
-    while True:
-        pipe.send(share_grads(*pipe.recv()))
-
-def batch_loss(batch):  # each process takes a share: floats travel
-    if not pool:
-        return part1_batch_loss(batch)
-    n = len(pool) + 1
-    weights = [p.data for p in params]
-    batch = sorted(batch, key=len)  # dealt in turn: shares of equal work
-    try:
-        for i, (pipe, _) in enumerate(pool):
-            pipe.send((weights, batch[i + 1::n]))
-        results = [share_grads(weights, batch[::n])] + [pipe.recv() for pipe, _ in pool]
-    except (EOFError, OSError):  # a worker ended: killed, or out of memory
-        raise ChildProcessError('a worker process ended during training; try --workers=1')
-    shares = [grads for _, grads in results]
-    for p, grads in zip(params, zip(*shares)):  # p's, one from each share
-        p.grad = sum(grads) / len(batch)
-    return sum(loss for loss, _ in results) / len(batch)
-
-def worker_pool(n):  # for a with block: n - 1 forked workers, then ended
-    with contextlib.ExitStack() as undo:  # a fork that fails ends those started
-        undo.callback(pool.clear)
-        for _ in range(n - 1 if part2 else 0):
-            ours, theirs = multiprocessing.Pipe()
-            fork = multiprocessing.get_context('fork')
-            process = fork.Process(target=serve, args=(theirs,), daemon=True)
-            process.start()
-            theirs.close()  # the worker's: if it dies, recv() ends, not waits
-            undo.callback(process.join)
-            undo.callback(process.kill)
-            pool.append((ours, process))
-        return undo.pop_all()
 
 # --- the proof: Part 2 computes what Part 1 does; backprop is the chain rule
 def loss_and_grads(tokens):  # one doc's loss and every gradient (then 0)
@@ -608,11 +561,10 @@ def run_training(train_docs, val_docs, adam):
     start = adam['step']
     log = {'losses': [], 'means': [], 'vals': [], 'flops': 0, 'tokens': 0, 'warned': False}
     eval_set = spread(val_docs, eval_iters)
-    n = min(workers, batch_size) if 'fork' in multiprocessing.get_all_start_methods() else 1
     started = shown = time.time()
     eval_time = 0.0
 
-    with stop_requests() as asks, resting_collector(), worker_pool(n):
+    with stop_requests() as asks, resting_collector():
         for step, loss, batch in train(train_docs, adam['m'], adam['v'], start):
             adam['step'] = step + 1
             record(log, step, loss, batch)
@@ -673,10 +625,7 @@ def stop_requests():  # -> a list that each Ctrl-C or SIGTERM adds its name to
             for signum in (signal.SIGINT, signal.SIGTERM):
                 previous = signal.signal(signum, lambda s, f: asks.append(signal.Signals(s).name))
                 undo.callback(signal.signal, signum, previous)
-        try:
-            yield asks
-        except ChildProcessError as e:  # Part 2's word that a worker ended
-            fail(str(e), 1)
+        yield asks
 
 def chart(curves, height=8, width=60):
     """{mark: [(step, loss)]} -> lines of at most 72 columns, later marks over earlier ones.
@@ -811,7 +760,7 @@ KIND = dict(  # what each setting takes, whatever the file says; init_std: a num
     input_file=str, n_layer=int, n_embd=int, n_head=int, block_size=int, num_steps=int,
     batch_size=int, learning_rate=float, beta1=float, beta2=float, eps=float, init_std=float,
     temperature=float, prompt=str, num_samples=int, seed=int, part2=bool, fused=bool,
-    no_grad=bool, prefix_cache=bool, pause_gc=bool, workers=int, bpe_merges=int, int8=bool,
+    no_grad=bool, prefix_cache=bool, pause_gc=bool, bpe_merges=int, int8=bool,
     eval_interval=int, eval_iters=int, eval_docs=int, save=str, load=str, resume=str)
 WORDS = {bool: 'True or False', int: 'a whole number', float: 'a number', str: 'a text'}
 
@@ -871,7 +820,7 @@ def check_settings(s, where='', shape=True):  # s: {name: value}; stops at the f
         if not (type(value) is kind or kind is float and type(value) is int
                 or name == 'init_std' and value is None):
             fail(f'{where}{name} takes {WORDS[kind]}, not {value!r}')
-        low = 1 if name in (*SHAPE, 'batch_size', 'workers') else 0
+        low = 1 if name in (*SHAPE, 'batch_size') else 0
         above = name in ('learning_rate', 'eps', 'temperature')  # 0 would stall or divide by 0
         if kind in (int, float) and value is not None and not (
                 low <= value < math.inf and (value or not above)):

@@ -12,7 +12,7 @@ the layout before the four parts (read with git). Each training run is a fresh p
 run again as `bench.py --drive SPEC`, which loads a microgpt file, trains and reports in JSON.
 Imports only the standard library and microgpt.
 """
-import contextlib, gc, importlib.util, io, json, multiprocessing, os, pickle, platform, random
+import contextlib, gc, importlib.util, io, json, os, platform, random
 import re, resource, statistics, subprocess, sys, tempfile, time, timeit, tracemalloc, zlib
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -61,13 +61,12 @@ def setup(*argv):
     """The defaults, then argv; input.txt split and a fresh model (character tokens), made by
     microgpt's own setup() as main() makes them. -> its run: train_docs, val_docs, adam, ..."""
     m.reset_settings()
-    m.pool.clear()
     return m.setup([f'--input_file={INPUT}', *argv])
 
 
 def run(*args):
     """A process started as a user starts one, in the repository; -> (its stdout, wall seconds,
-    CPU seconds). The CPU time (user + system, of the process and of the workers it joined) is
+    CPU seconds). The CPU time (user + system, of the process and its children) is
     what a busy machine disturbs least: other processes take wall time from it, not CPU time."""
     used = resource.getrusage(resource.RUSAGE_CHILDREN)
     t = time.perf_counter()
@@ -80,7 +79,7 @@ def run(*args):
 
 def drive(path, *argv, mode='train', variant=''):
     """drive_here() in a fresh process on the microgpt file at path. -> its report, with 'run_wall'
-    and 'run_cpu': the whole process's (Python's start and the workers included)."""
+    and 'run_cpu': the whole process's (Python's start included)."""
     spec = {'path': path, 'argv': list(argv), 'mode': mode, 'variant': variant}
     out, wall, cpu = run(os.path.abspath(__file__), '--drive', json.dumps(spec))
     return dict(json.loads(out.splitlines()[-1]), run_wall=wall, run_cpu=cpu)
@@ -508,7 +507,7 @@ def one_evaluation():
 
 def train_here(*argv):
     """run_training() in this process, as main() calls it, printing nowhere. -> (wall seconds,
-    CPU seconds of this process alone: not of its workers)."""
+    CPU seconds)."""
     r = setup(*argv)
     with contextlib.redirect_stdout(io.StringIO()):
         return timed(lambda: m.run_training(r['train_docs'], r['val_docs'], r['adam']))[:2]
@@ -517,9 +516,8 @@ def train_here(*argv):
 def eval_interval_slice(rounds=3, slice_steps=2000):
     """--full: what the periodic evaluation at its default adds to a slice of the README's ten-
     minute run (its settings, as a run of slice_steps steps: as many evaluations a step as the
-    whole run), against none. With workers, the evaluation runs in this process while they wait,
-    so its extra CPU time over this process's CPU time bounds the wall overhead from above."""
-    args = ['--batch_size=8', '--workers=2', '--learning_rate=0.01', f'--num_steps={slice_steps}']
+    whole run), against none."""
+    args = ['--batch_size=8', '--learning_rate=0.01', f'--num_steps={slice_steps}']
     t = taking_turns(rounds, {'off': lambda: train_here(*args, '--eval_interval=0'),
                               'default': lambda: train_here(*args)})
     wall, cpu = {k: [w for w, _ in v] for k, v in t.items()}, {k: [c for _, c in v]
@@ -640,51 +638,6 @@ def ratio_of(a, b):
     return a / b
 
 
-def workers_speed(rounds=3, steps=150):
-    """Documents per second at --batch_size=8 with 1, 2 and 4 worker processes, taking turns."""
-    args = [f'--num_steps={steps}', '--batch_size=8', '--eval_interval=0', *QUIET]
-    t = taking_turns(rounds, {w: (lambda w=w: drive(NOW, *args, f'--workers={w}'))
-                              for w in (1, 2, 4)})
-    wall, cpu = part(t, 'wall_ms'), part(t, 'run_cpu')
-    docs = {w: 8 * 1000 / statistics.median(v) for w, v in wall.items()}
-    print(f'data parallel, --batch_size=8, first {steps} steps, {rounds} rounds taking turns: '
-          'docs/s ' + ', '.join(f'{w} worker{"s" * (w > 1)} {d:.0f}' for w, d in docs.items())
-          + f'; 2 workers / 1 = {ratio(wall, 1, 2):.2f}x, 4 / 1 = {ratio(wall, 1, 4):.2f}x; CPU '
-          f'time of all processes, 2 workers / 1 = {ratio(cpu, 2, 1):.2f}, '
-          f'4 / 1 = {ratio(cpu, 4, 1):.2f}')
-
-
-def echo(pipe):
-    while True:
-        pipe.send(pipe.recv())
-
-
-def shipping():
-    """What one step's traffic costs a worker: the weights out, the gradients back, by pipe."""
-    for argv in ([], ['--n_layer=4', '--n_embd=64']):
-        setup(*argv)
-        weights = [p.data for p in m.params]
-        ours, theirs = multiprocessing.Pipe()
-        proc = multiprocessing.get_context('fork').Process(target=echo, args=(theirs,),
-                                                           daemon=True)
-        proc.start()
-        times = []
-        for _ in range(50):
-            t = time.perf_counter()
-            ours.send((weights, []))
-            ours.recv()
-            ours.send((0.0, weights))  # the gradients: as many floats as the weights
-            ours.recv()
-            times.append(time.perf_counter() - t)
-        proc.kill()
-        proc.join()
-        ours.close()
-        theirs.close()
-        print(f'shipping, {" ".join(argv) or "defaults"} ({len(weights)} params, '
-              f'{len(pickle.dumps(weights)) / 1e3:.0f} kB each way): '
-              f'{statistics.median(times) * 1e3:.2f} ms a step a worker')
-
-
 def memory(n_steps=5):
     """Traced heap after each step of a bigger model: it must not grow from step to step."""
     r = setup('--n_layer=4', '--n_embd=64', f'--num_steps={n_steps}')
@@ -744,7 +697,7 @@ if __name__ == '__main__':
         before_path, no_meter_path = git_file(BEFORE, d, 'before.py'), without_meter(d)
         for f in (lambda: training_step(before_path, no_meter_path),
                   lambda: self_check_cost(before_path), one_evaluation,
-                  lambda: eval_speed(before_path), workers_speed, shipping, memory, save_cost,
+                  lambda: eval_speed(before_path), memory, save_cost,
                   load_and_sample, merges_time):
             f()
             sys.stdout.flush()

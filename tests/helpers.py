@@ -24,12 +24,11 @@ DEFAULTS = m.settings()  # as imported, before any test changed a setting
 
 
 def reset():
-    """Every setting back to its default, character tokens, and no worker pool: what a fresh
+    """Every setting back to its default, and character tokens: what a fresh
     import has (settings through microgpt's own reset_settings(), checked against DEFAULTS)."""
     m.reset_settings()
     assert m.settings() == DEFAULTS
     m.merges = {}
-    m.pool.clear()
 
 
 class Case(unittest.TestCase):
@@ -133,11 +132,11 @@ def quiet(f, *args, **kwargs):
 
 
 def adam_spy(record):
-    """A stand-in for adam_step that records (lr, gradients, gc on?, workers) and then steps."""
+    """A stand-in for adam_step that records (lr, gradients, gc on?) and then steps."""
     real = m.adam_step
 
     def spy(step, mm, vv, lr):
-        record.append((lr, [p.grad for p in m.params], gc.isenabled(), len(m.pool)))
+        record.append((lr, [p.grad for p in m.params], gc.isenabled()))
         real(step, mm, vv, lr)
     return mock.patch.object(m, 'adam_step', spy)
 

@@ -10,7 +10,7 @@ and scores each on ALL the held-out names. The documents a step reads are fixed
 a document predicts, so the FLOPs of a run are known before it runs: num_steps is the step count
 whose FLOPs come nearest the budget, and the table shows the FLOPs the meter then counted.
 
-Each run is main() in a fresh process (two at a time, one per core; --workers=1 in each), with
+Each run is main() in a fresh process (two at a time, one per core), with
 --eval_interval=0 --eval_docs=0 --num_samples=0: it only trains. The held-out loss is then
 microgpt's evaluate() on all held-out docs, which is main()'s val_loss with --eval_docs >= their
 number (spread() returns them all), without main()'s second evaluation of as many train docs.
@@ -88,7 +88,7 @@ def plan(width, budget, train_docs):
 def argv_of(width, steps):
     return [f'--n_embd={width}', f'--n_head={N_HEAD}', f'--n_layer={N_LAYER}',
             f'--batch_size={BATCH}', f'--num_steps={steps}',
-            f'--learning_rate={learning_rate(width)}', '--workers=1', '--eval_interval=0',
+            f'--learning_rate={learning_rate(width)}', '--eval_interval=0',
             '--eval_docs=0', '--num_samples=0']
 
 

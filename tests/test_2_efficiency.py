@@ -75,7 +75,7 @@ class EachSwitchChangesOnlyTheSpeed(Case):
     all on: to the bit where the arithmetic is the same, else within SAME_TOL."""
 
     def outcome(self, off=None):
-        tiny_model('--num_steps=6', '--batch_size=2', '--workers=1', vocab=''.join(WORDS), seed=5)
+        tiny_model('--num_steps=6', '--batch_size=2', vocab=''.join(WORDS), seed=5)
         if off:
             setattr(m, off, False)
         losses, record = [], []
@@ -108,15 +108,13 @@ class TheMasterSwitch(Case):
     """part2=False turns every item of Part 2 off together; with part2 on, each item turns off
     alone. Each item is seen at work, not read off its setting: fused nodes by the size of the
     graph, no_grad by evaluate() and sample() going through Part 1's (part1_) functions, the
-    prefix cache by the positions gpt() reads, the resting collector by gc during training,
-    workers by the pool during training."""
+    prefix cache by the positions gpt() reads, the resting collector by gc during training."""
 
-    ITEMS = ('fused', 'no_grad', 'prefix_cache', 'pause_gc', 'workers')
+    ITEMS = ('fused', 'no_grad', 'prefix_cache', 'pause_gc')
 
     def at_work(self, *argv):
         """{item: whether it is at work} in a model with these flags."""
-        workers = [] if any(arg.startswith('--workers=') for arg in argv) else ['--workers=2']
-        tiny_model('--num_steps=2', '--batch_size=2', '--eval_interval=0', *workers, *argv,
+        tiny_model('--num_steps=2', '--batch_size=2', '--eval_interval=0', *argv,
                    vocab=''.join(WORDS))
         doc_loss(m.encode('olivia'))
         nodes = len(m.tape)
@@ -138,7 +136,7 @@ class TheMasterSwitch(Case):
         self.assertEqual(on_values[0], on_values[1])
         return {'fused': nodes < self.atomic, 'no_grad': not on_values[0],
                 'prefix_cache': gpt.call_count < positions,
-                'pause_gc': not any(r[2] for r in record), 'workers': all(r[3] for r in record)}
+                'pause_gc': not any(r[2] for r in record)}
 
     def test_part2_false_turns_every_item_off(self):
         tiny_model(vocab=''.join(WORDS))
@@ -157,7 +155,7 @@ class TheMasterSwitch(Case):
         self.assertEqual(len(m.tape), self.atomic)  # Part 1's graph, node for node
         m.tape.clear()
         for item in self.ITEMS:
-            flag = '--workers=1' if item == 'workers' else f'--{item}=False'
+            flag = f'--{item}=False'
             alone = self.at_work(flag)
             expected = dict.fromkeys(self.ITEMS, True)
             expected[item] = False
@@ -419,105 +417,6 @@ class TheRestingCollector(Case):
             self.assertFalse(gc.isenabled())
             raise ValueError
         self.assertTrue(gc.isenabled())
-
-
-# ---- data parallelism ---------------------------------------------------------------------------
-class DataParallelism(Case):
-    """Workers share each batch: the same gradients as one process, and none outlives the run."""
-
-    def run_with(self, *argv, fail_at=None):
-        """A short run_training() of a tiny model; fail_at: a step at which Adam raises
-        RuntimeError. Keeps each step's gradients in self.grads, its loss in self.losses and the
-        worker processes that the run had in self.workers."""
-        tiny_model(*argv, vocab=''.join(WORDS), seed=10)
-        self.grads, self.losses, self.workers = [], [], set()
-        real = m.adam_step
-
-        def spy(step, mm, vv, lr):
-            self.grads.append([p.grad for p in m.params])
-            self.workers.update(process for _, process in m.pool)
-            if step == fail_at:
-                raise RuntimeError('a step failed')
-            real(step, mm, vv, lr)
-        with mock.patch.object(m, 'adam_step', spy), train_spy(self.losses):
-            train()
-
-    def assert_all_ended(self, fds):
-        """Every worker of the last run has ended and been joined; once they are let go, as many
-        files are open as fds (None: this system cannot tell)."""
-        self.assertEqual(m.pool, [])
-        # each reaped already (joined), not left running or as a zombie for the system to reap
-        self.assertTrue(all([reaped(process.pid) for process in self.workers]))
-        self.workers = set()  # let the Process objects go: each holds a file
-        if fds is not None:
-            self.assertEqual(open_files(), fds)
-
-    def test_workers_give_the_same_gradients_as_one(self):
-        runs = {}
-        fds = open_files()
-        for w in (1, 2, 8):
-            self.run_with('--num_steps=3', '--batch_size=5', f'--workers={w}')
-            runs[w] = self.grads, self.losses
-            self.assertEqual(len(self.workers), min(w, 5) - 1)  # one a doc at most
-            self.assert_all_ended(fds)
-        for w in (2, 8):
-            for step in range(3):
-                diff = rel_diff(runs[1][0][step], runs[w][0][step])
-                report(f'gradients at step {step + 1}, {w} workers vs 1', diff, EXACT_TOL)
-                self.assertLessEqual(diff, EXACT_TOL)
-            diff = report(f'losses of 3 steps, {w} workers vs 1',
-                          rel_diff(runs[1][1], runs[w][1]), EXACT_TOL)
-            self.assertLessEqual(diff, EXACT_TOL)
-
-    def test_an_error_in_training_ends_every_worker(self):
-        fds = open_files()
-        with self.assertRaises(RuntimeError):
-            self.run_with('--num_steps=5', '--batch_size=4', '--workers=3', fail_at=1)
-        self.assertEqual((len(self.grads), len(self.workers)), (2, 2))
-        self.assert_all_ended(fds)
-        self.assertTrue(gc.isenabled())
-        self.run_with('--num_steps=2', '--batch_size=4', '--workers=3')  # and it runs again
-        self.assertEqual((len(self.grads), len(self.workers)), (2, 2))
-        self.assert_all_ended(fds)
-
-    def test_no_fork_falls_back_to_one_process(self):
-        record = []
-        with mock.patch('multiprocessing.get_all_start_methods', return_value=['spawn']):
-            tiny_model('--num_steps=2', '--batch_size=4', '--workers=4', vocab=''.join(WORDS))
-            with adam_spy(record):
-                train()
-        self.assertEqual([r[3] for r in record], [0, 0])  # no worker at either step
-        record.clear()
-        tiny_model('--num_steps=2', '--batch_size=4', '--workers=4', vocab=''.join(WORDS))
-        with adam_spy(record):  # where fork is there: the same run has workers (the check tells)
-            train()
-        self.assertEqual([r[3] for r in record], [3, 3])
-
-    def test_a_dead_worker_is_a_child_process_error(self):
-        """Part 2 knows nothing of the guard rails: a worker that ended is Python's own
-        ChildProcessError (stop_requests() turns it into a message), not a hang; the pool is
-        emptied and the worker reaped on the way out."""
-        tiny_model('--batch_size=2', '--workers=2', vocab=''.join(WORDS))
-        batch = [m.encode('emma'), m.encode('olivia')]
-        fds = open_files()
-        error = None
-        try:
-            with m.worker_pool(2):
-                (pipe, process), = m.pool
-                process.kill()
-                process.join()
-                m.batch_loss(batch)
-        except ChildProcessError as e:  # kept as text: the traceback would hold the pipes
-            error = (type(e), str(e))
-        self.assertIsNotNone(error, 'batch_loss() with a dead worker returned')
-        self.assertIs(error[0], ChildProcessError)  # not the guard rails' MicrogptError
-        self.assertIn('--workers=1', error[1])
-        self.assertEqual(m.pool, [])
-        self.assertTrue(reaped(process.pid))
-        pipe = process = None  # let them go: each holds a file
-        if fds is not None:
-            self.assertEqual(open_files(), fds)
-
 
 
 # ---- the proof: Part 2 equals Part 1, backprop equals finite differences -----------------------

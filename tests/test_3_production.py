@@ -135,7 +135,7 @@ class ModelFileCase(FileCase):
         cls.words = class_folder(cls, cls.corpus())
         cls.good = os.path.join(cls.class_dir, 'good.json')
         reset()
-        cls.trained = quiet(m.main, [f'--input_file={cls.words}', *TINY, '--workers=1',
+        cls.trained = quiet(m.main, [f'--input_file={cls.words}', *TINY,
                                      f'--save={cls.good}', *cls.argv])[0]
         cls.trained_state = (dict(m.merges), list(m.chars), m.vocab_size, m.float_weights())
         cls.blob = json.loads(slurp(cls.good))
@@ -340,7 +340,7 @@ class BitsPerChar(FileCase):
             with self.subTest(bpe_merges=n):
                 reset()
                 r = self.main(f'--input_file={self.file}', *TINY, f'--bpe_merges={n}',
-                              '--num_steps=3', '--num_samples=0', '--workers=1')
+                              '--num_steps=3', '--num_samples=0')
                 random.seed(0)
                 _, val_docs = m.split_docs(slurp(self.file, 'r'))
                 self.assertEqual(m.evaluate(val_docs), r['val_loss'])
@@ -386,7 +386,7 @@ class FilesWithMerges(ModelFileCase):
         """20 steps in one run against 10, stopped by Ctrl-C, then --resume for the other 10."""
         whole, halves = (os.path.join(self.d, f) for f in ('whole.json', 'halves.json'))
         run = [f'--input_file={self.words}', *TINY, '--bpe_merges=20', '--num_steps=20',
-               '--eval_docs=5', '--num_samples=3', '--workers=1']
+               '--eval_docs=5', '--num_samples=3']
         a = self.main(*run, f'--save={whole}')
         reset()
         real = m.adam_step

@@ -138,7 +138,7 @@ class Main(InTempDir):
 
     def test_it_returns_what_the_run_produced(self):
         flags = [f'--input_file={self.file}', *TINY, '--num_steps=8', '--batch_size=2',
-                 '--workers=1', '--eval_interval=3', '--eval_iters=5', '--eval_docs=5',
+                 '--eval_interval=3', '--eval_iters=5', '--eval_docs=5',
                  '--num_samples=6', '--explain=ava']
         seen, real_train = [], m.train
 
@@ -229,7 +229,7 @@ class Spread(InTempDir):
         with open(os.path.join(ROOT, 'input.txt'), encoding='utf-8') as f:
             lines = list(dict.fromkeys(f.read().split()))[:1500]  # distinct: an index each
         k = 10
-        flags = [*TINY, '--num_steps=10', '--workers=1', '--eval_docs=0', '--num_samples=0']
+        flags = [*TINY, '--num_steps=10', '--eval_docs=0', '--num_samples=0']
         quiet(m.main, [f'--input_file={self.write("a.txt", chr(10).join(lines))}', *flags,
                        '--eval_interval=0'])
         model = m.float_weights()
@@ -593,25 +593,15 @@ class Divergence(InTempDir):
         self.assertNotIn('sample', out)
 
     def test_a_nan_loss_in_a_program_is_an_error_and_leaves_nothing_behind(self):
-        tiny_model('--num_steps=5', '--batch_size=2', '--workers=2')
+        tiny_model('--num_steps=5', '--batch_size=2')
         handlers = [signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)]
-        workers, real_fmt = [], m.fmt
-
-        def fmt(loss):  # while training: note the worker processes
-            workers.extend(process.pid for _, process in m.pool)
-            return real_fmt(loss)
-        with hand_series([3.0, 3.0, math.nan, 3.0, 3.0]), mock.patch.object(m, 'fmt', fmt):
+        with hand_series([3.0, 3.0, math.nan, 3.0, 3.0]):
             with self.assertRaises(m.MicrogptError) as e:
                 quiet(m.run_training, WORDS, WORDS[:2], adam_state())
         self.assertEqual(e.exception.code, 1)
-        self.assertTrue(workers)
-        for pid in set(workers):  # each one killed and reaped
-            with self.assertRaises(ProcessLookupError):
-                os.kill(pid, 0)
         self.assertIn('step 3', str(e.exception))
         self.assertEqual([signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)], handlers)
         self.assertTrue(gc.isenabled())
-        self.assertEqual(m.pool, [])
 
     def test_weights_gone_nan_or_inf_at_the_last_step_stop_with_one_message(self):
         """The loss still finite: the weights are checked after training too."""
@@ -779,7 +769,7 @@ class ComputeMeter(Case):
 
     def test_the_total_over_a_run_is_the_sum_over_its_batches(self):
         """Long documents (windows) and batches of 3: each predicted token counted once."""
-        tiny_model('--num_steps=5', '--batch_size=3', '--workers=1', '--eval_interval=0',
+        tiny_model('--num_steps=5', '--batch_size=3', '--eval_interval=0',
                    vocab=VOCAB + ' ')
         docs = [' '.join(WORDS[i:i + 3]) for i in range(0, 18, 3)] + ['ava', 'mia']
         batches, real_train = [], m.train
@@ -901,7 +891,7 @@ class Memorisation(InTempDir):
 
     def run_on(self, lines, *flags):
         path = self.write('docs.txt', '\n'.join(lines))
-        r, out = quiet(m.main, [f'--input_file={path}', *TINY, '--workers=1', '--eval_docs=0',
+        r, out = quiet(m.main, [f'--input_file={path}', *TINY, '--eval_docs=0',
                                 '--eval_interval=0', *flags])
         train = {doc for doc in lines if not crc_side(doc)}
         val = {doc for doc in lines if crc_side(doc)}
@@ -1128,7 +1118,7 @@ import microgpt
 k, real = int(sys.argv[2]), microgpt.adam_step
 
 def adam_step(step, mm, vv, lr):  # Ctrl-C in step k's update, to the whole process group,
-    if step == k:                 # as a terminal sends it: the workers get it too
+    if step == k:                 # as a terminal sends it
         os.killpg(0, signal.SIGINT)
     real(step, mm, vv, lr)
 microgpt.adam_step = adam_step
@@ -1139,22 +1129,6 @@ microgpt.command_line(sys.argv[3:])
 class CtrlCAndSigterm(InTempDir):
     """Ctrl-C or SIGTERM during training stops it after the step; the run goes on, and a saved
     run resumes exactly."""
-
-    def test_a_worker_that_dies_is_an_error_not_a_hang(self):
-        tiny_model('--num_steps=50', '--batch_size=4', '--workers=2', '--eval_interval=0')
-        real = m.adam_step
-
-        def adam_step(step, mm, vv, lr):
-            if step == 2:
-                m.pool[0][1].kill()  # as the out-of-memory killer would
-                m.pool[0][1].join()
-            real(step, mm, vv, lr)
-        with mock.patch.object(m, 'adam_step', adam_step):
-            with self.assertRaises(m.MicrogptError) as cm:
-                quiet(m.run_training, WORDS, WORDS[:2], adam_state())
-        self.assertEqual(cm.exception.code, 1)
-        self.assertIn('worker', str(cm.exception))
-        self.assertEqual(m.pool, [])
 
     def test_training_in_another_thread(self):
         """A GUI or a web app may call main() from a thread: no signals there, but it trains."""
@@ -1196,29 +1170,28 @@ class CtrlCAndSigterm(InTempDir):
                               r'sample  1: .*\nsample  2: .*\n')
 
     def test_ctrl_c_to_the_process_group(self):
-        for flags in ([], ['--batch_size=4', '--workers=2']):  # one process; and workers
+        for flags in ([], ['--batch_size=4']):  # a doc a step; and batches
             with self.subTest(flags=flags):
                 result = self.interrupt(lambda p: os.killpg(p.pid, signal.SIGINT), *flags)
                 self.check_stopped(*result, 'SIGINT')
 
-    def test_sigterm_stops_training_like_ctrl_c_and_no_worker_is_left(self):
-        result = self.interrupt(lambda p: p.send_signal(signal.SIGTERM),
-                                '--batch_size=4', '--workers=2')
+    def test_sigterm_stops_training_like_ctrl_c(self):
+        result = self.interrupt(lambda p: p.send_signal(signal.SIGTERM), '--batch_size=4')
         self.check_stopped(*result, 'SIGTERM')
 
     def test_ctrl_c_then_resume_is_the_run_never_interrupted(self):
         """A real SIGINT to the process group in a random step's update, --save, then --resume:
-        the weights, Adam's state, the val loss and the samples of the run never stopped. With 2
-        workers, which get the SIGINT too; in one process (12 steps, --workers=1) it is
-        test_5's Resume.test_an_interrupted_run_resumes_exactly_in_one_process, in main()."""
+        the weights, Adam's state, the val loss and the samples of the run never stopped. With
+        batches of 4; a doc a step (16 steps) is test_5's
+        Resume.test_an_interrupted_run_resumes_exactly, in main()."""
         names = WORDS * 3
         text = self.write('long.txt', '\n'.join(' '.join(names[i:i + 3]) for i in range(40)))
-        for steps, run_flags, workers in ((8, ['--batch_size=4'], '--workers=2'),):
+        for steps, run_flags in ((8, ['--batch_size=4']),):
             k = random.Random(steps).randrange(1, steps - 1)
-            with self.subTest(workers=workers, stopped_in_step=k + 1):
+            with self.subTest(stopped_in_step=k + 1):
                 whole, part = (os.path.join(self.d, f'{name}{steps}.json')
                                for name in ('whole', 'part'))
-                common = [f'--input_file={text}', '--eval_docs=2', '--num_samples=3', workers]
+                common = [f'--input_file={text}', '--eval_docs=2', '--num_samples=3']
                 first = [*common, *TINY, f'--num_steps={steps}', *run_flags]
                 code, out_whole, err = launch(self, *first, f'--save={whole}', cwd=self.d)
                 self.assertEqual((code, err), (0, ''))
@@ -1429,8 +1402,8 @@ class Pipe(InTempDir):
     def test_closed_while_sampling(self):
         self.piped('--num_steps=0', '--eval_docs=0', '--num_samples=5000')
 
-    def test_closed_while_training_with_workers(self):
-        self.piped('--num_steps=30', '--batch_size=4', '--workers=2', '--eval_docs=0',
+    def test_closed_while_training(self):
+        self.piped('--num_steps=30', '--batch_size=4', '--eval_docs=0',
                    '--num_samples=5000')
 
 

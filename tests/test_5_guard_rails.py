@@ -40,7 +40,6 @@ for argv in json.load(sys.stdin):
     for name, value in defaults.items():
         setattr(m, name, value)
     m.merges = {}
-    m.pool.clear()
     before = files()
     out, err, code = io.StringIO(), io.StringIO(), 0
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
@@ -478,8 +477,7 @@ class Flags(CommandLineCase):
             (['--n_embd=10', '--n_head=4'], 'n_embd=10 must be a multiple of n_head=4'),
             (['--n_layer=0'], 'at least 1'), (['--n_embd=0'], 'at least 1'),
             (['--n_head=0'], 'at least 1'), (['--block_size=0'], 'at least 1'),
-            (['--batch_size=0'], 'batch_size'), (['--workers=0'], 'workers'),
-            (['--workers=-2'], 'workers'),
+            (['--batch_size=0'], 'batch_size'),
             (['--seed=-1'], 'negative'), (['--num_steps=-5'], 'negative'),
             (['--num_samples=-1'], 'negative'), (['--eval_docs=-1'], 'negative'),
             (['--eval_interval=-1'], 'negative'), (['--eval_iters=-1'], 'negative'),
@@ -723,7 +721,7 @@ class ResetSettings(CommandLineCase):
         self.assertEqual(sorted(fresh), sorted(m.KIND))
         self.main(*self.quick(*TINY, '--bpe_merges=3', '--temperature=0.8', '--init_std=0.1',
                               '--fused=False', f'--save={self.model}', '--eval_iters=3'))
-        m.seed, m.prompt, m.num_samples, m.workers = 7, 'em', 2, 1  # cells
+        m.seed, m.prompt, m.num_samples = 7, 'em', 2  # cells
         self.main(*self.quick(f'--load={self.model}', '--learning_rate=0.02'))
         m.input_file = self.file
         changed = sorted(k for k, v in m.settings().items() if fresh[k] != v)
@@ -745,7 +743,7 @@ class AllOrNothing(CommandLineCase):
         """A model of another shape, with a merge, and settings from flags and a cell."""
         reset()
         m.configure(['--n_embd=12', '--n_head=3', '--block_size=6', '--num_steps=7'])
-        m.temperature, m.workers = 0.7, 1  # a cell
+        m.temperature, m.eval_iters = 0.7, 3  # a cell
         m.use_vocab('xyz')
         m.use_merges([(0, 1)])
         m.use_weights()
@@ -1171,11 +1169,11 @@ class Resume(CommandLineCase):
                         '--num_samples=0')
         self.assertIn('resuming', out)
 
-    def check_resume_is_exact(self, steps, run_flags, workers):
+    def check_resume_is_exact(self, steps, run_flags):
         text = self.long_docs()
         k = random.Random(steps).randrange(1, steps - 1)
-        print(f'  interrupted in step {k + 1} of {steps}, {run_flags + [workers]}')
-        common = [f'--input_file={text}', '--eval_docs=4', '--num_samples=3', workers]
+        print(f'  interrupted in step {k + 1} of {steps}, {run_flags}')
+        common = [f'--input_file={text}', '--eval_docs=4', '--num_samples=3']
         first = [*common, *TINY, f'--num_steps={steps}', *run_flags]
         whole, part = os.path.join(self.d, 'whole.json'), os.path.join(self.d, 'my part.json')
 
@@ -1208,11 +1206,8 @@ class Resume(CommandLineCase):
         self.assertEqual(len(samples.findall(out_whole)), 3)
         self.assertEqual(samples.findall(out_resumed), samples.findall(out_whole))
 
-    def test_an_interrupted_run_resumes_exactly_in_one_process(self):
-        self.check_resume_is_exact(16, [], '--workers=1')
-
-    def test_an_interrupted_run_resumes_exactly_with_two_workers(self):
-        self.check_resume_is_exact(10, ['--batch_size=4'], '--workers=2')
+    def test_an_interrupted_run_resumes_exactly(self):
+        self.check_resume_is_exact(16, [])
 
     def test_resume_remembers_the_input_file(self):
         """Trained in one folder on a file given by a relative path, stopped by Ctrl-C, resumed
