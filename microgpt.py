@@ -555,8 +555,8 @@ def setup(argv):  # -> the run: its flags, documents, Adam's state, where it sav
     model_file = given.get('load', load) or resuming
     state = load_model(read_model(model_file, resuming), resuming) if model_file else None
     path = state['input_file'] if state and 'input_file' not in given else input_file
-    if path == 'input.txt' and not os.path.exists(path):  # then the one beside this file
-        path = os.path.join(os.path.dirname(globals().get('__file__', '')), path)
+    beside = os.path.join(os.path.dirname(globals().get('__file__', '')), path)
+    path = path if os.path.exists(path) or not os.path.exists(beside) else beside
     saving = given.get('save', save) or resuming  # a resumed run saves to its file
     needed = not model_file or num_steps or eval_docs or saving
     text = read_text(path) if needed else ''  # a saved model samples without it
