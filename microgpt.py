@@ -947,10 +947,8 @@ def check_known(text, what):  # the model has a token for each character of text
 
 def check_save_path(path):  # before training: a save that would fail, or destroy a file, fails
     try:
-        if os.path.isdir(path):
-            fail(f'--save={path} is a folder; save the model as a file')
-        if os.path.isfile(path):
-            with open(path, 'rb') as f:
+        if os.path.exists(path):
+            with open(path, 'rb') as f:  # a folder: IsADirectoryError
                 if f.read(11) != b'{"config": ':  # what save_model() writes first
                     fail(f'--save={path} is a file but not a model; use a new name')
         tempfile.TemporaryFile(dir=os.path.dirname(path) or '.').close()  # files can be made there
@@ -961,13 +959,11 @@ def check_save_path(path):  # before training: a save that would fail, or destro
 part4_read_model = read_model
 
 def numbers(x, shape, what):  # x, checked: nested lists of finite floats of this shape
-    if not shape:
-        if type(x) is not float or not math.isfinite(x):
-            fail(f'{what} holds something other than finite decimal numbers')
-        return x
-    if type(x) is not list or len(x) != shape[0]:
+    if shape and (type(x) is not list or len(x) != shape[0]):
         fail(f'{what} is not {shape[0]} rows or numbers long')
-    return [numbers(y, shape[1:], what) for y in x]
+    if not shape and (type(x) is not float or not math.isfinite(x)):
+        fail(f'{what} holds something other than finite decimal numbers')
+    return [numbers(y, shape[1:], what) for y in x] if shape else x
 
 def read_model(path, resuming):  # Part 4's, each field checked; -> the model, as floats
     bad = f'model file {path!r} is not a microgpt model (use a file made by --save):'
@@ -981,12 +977,11 @@ def read_model(path, resuming):  # Part 4's, each field checked; -> the model, a
     if type(config) is not dict or set(config) != set(SHAPE):
         fail(f'{bad} its config needs {SHAPE}')
     single = type(vocab) is list and all(type(c) is str and len(c) == 1 for c in vocab)
-    if not single or len(set(vocab)) != len(vocab):
-        fail(f'{bad} its chars must be distinct single characters')
-    earlier = type(pairs) is list and all(type(p) is list and len(p) == 2 and all(
+    earlier = single and type(pairs) is list and all(type(p) is list and len(p) == 2 and all(
         type(t) is int and 0 <= t < len(vocab) + k for t in p) for k, p in enumerate(pairs))
-    if not earlier or len(set(map(tuple, pairs))) < len(pairs):
-        fail(f'{bad} its merges must be distinct pairs of earlier token ids')
+    if not earlier or len(set(vocab)) < len(vocab) or len(set(map(tuple, pairs))) < len(pairs):
+        fail(f'{bad} its chars must be distinct single characters; its merges, distinct pairs '
+             f'of earlier token ids')
     if type(training) is not dict:
         fail(f'{path!r} holds no training state (8-bit, or saved by an older microgpt): '
              f'--load starts a new schedule from its weights')
@@ -1005,11 +1000,10 @@ def read_model(path, resuming):  # Part 4's, each field checked; -> the model, a
     weights = blob.get('state_dict')
     if type(weights) is not dict or len(weights) < n_layer or set(weights) != set(shapes()):
         fail(f'{bad} not the matrices of its config')  # counted first: n_layer may be huge
-    try:  # 8-bit rows are [scale, text]; a scale that is not a float could repeat a text
-        if blob.get('int8') and not all(type(r[0]) is float for w in weights.values() for r in w):
-            raise TypeError
-        weights = {k: dequantize(w) for k, w in weights.items()} if blob.get('int8') else weights
-    except (TypeError, ValueError, IndexError, KeyError):
+    try:  # 8-bit rows are [scale, base64 text]; float(): a text as scale would repeat a text
+        if blob.get('int8'):
+            weights = {k: dequantize([[float(s), t] for s, t in w]) for k, w in weights.items()}
+    except (TypeError, ValueError, OverflowError):
         fail(f'{bad} its 8-bit rows need a scale and base64 text each')
     weights = {k: numbers(weights[k], size, f'{bad} {k}') for k, size in shapes().items()}
     if not all(map(math.isfinite, gpt(BOS, 0, *empty_cache(), weights))):

@@ -516,7 +516,7 @@ class Flags(CommandLineCase):
     def test_a_save_that_would_fail_stops_before_any_work(self):
         f = f'--input_file={self.file}'
         cases = [('--save=no/such/folder/m.json', 'No such file'),
-                 (f'--save={self.d}', 'is a folder'),
+                 (f'--save={self.d}', f'cannot save the model to {self.d!r}: Is a directory'),
                  (f'--save={self.file}', f'--save={self.file} is a file but not a model'),
                  (f'--save={self.write("notes.md", "# my notes")}', 'is a file but not a model'),
                  ('--save=/proc/m.json', 'cannot save')]  # not writable, even as root
@@ -831,7 +831,7 @@ class AllOrNothing(CommandLineCase):
                                                    'characters of --explain'),
             'a --save into no folder': ([f, *TINY, '--bpe_merges=3', '--save=no/such/m.json'],
                                         'cannot save the model'),
-            'a --save onto a folder': ([f, *TINY, f'--save={self.d}'], 'is a folder'),
+            'a --save onto a folder': ([f, *TINY, f'--save={self.d}'], 'Is a directory'),
         }
         for name, (argv, needle) in cases.items():
             with self.subTest(name):
