@@ -543,10 +543,10 @@ def configure(argv):  # the flags -> {name: value}; the guard rails read them
     return {}
 
 # --- setup: where a run's state is born --------------------------------------
-def read_text(path, what='input file', flag='--input_file'):  # line ends: \n, \r\n or \r
+def read_text(path, what='input file', flag='--input_file'):  # \r\n, \r: \n
     try:  # -sig: no byte-order mark
         return pathlib.Path(path).read_text(encoding='utf-8-sig')
-    except (OSError, UnicodeDecodeError, MemoryError) as e:  # missing, not UTF-8, endless
+    except (OSError, UnicodeDecodeError, MemoryError) as e:  # missing, not UTF-8, ...
         fail(f'cannot read {what} {path!r} ({str(e) or "too big"}); give {flag}=PATH, UTF-8 text')
 
 def setup(argv):  # -> the run: its flags, documents, Adam's state, where it saves
@@ -557,7 +557,7 @@ def setup(argv):  # -> the run: its flags, documents, Adam's state, where it sav
     path = state['input_file'] if state and 'input_file' not in given else input_file
     beside = os.path.join(os.path.dirname(globals().get('__file__', '')), path)
     path = path if os.path.exists(path) or not os.path.exists(beside) else beside
-    saving = given.get('save', save) or resuming  # a resumed run saves to its file
+    saving = given.get('save', save) or resuming  # resumed: to its file
     needed = not model_file or num_steps or eval_docs or saving
     text = read_text(path) if needed else ''  # a saved model samples without it
     random.seed(seed)
@@ -828,7 +828,7 @@ def reset_settings():  # every setting back to its default in this file
     globals().update(DEFAULTS)
 
 @contextlib.contextmanager
-def all_or_nothing():  # if the block fails, settings, model and random are as they were
+def all_or_nothing():  # if it fails: settings, model, random as they were
     before = dict(globals())
     state = random.getstate()
     try:
@@ -840,7 +840,7 @@ def all_or_nothing():  # if the block fails, settings, model and random are as t
         random.setstate(state)
         raise
 
-flags = {}  # the flags of the run being set up: a model file must agree with them
+flags = {}  # the run's flags: a model file must agree with them
 
 def configure(argv):  # Part 4's, for real: checks, then sets, the flags; they stay set
     if isinstance(argv, str):
@@ -896,19 +896,17 @@ def check_settings(s, where='', shape=True):  # s: {name: value}; stops at the f
 
 def help_text():  # by part, each flag, its value now and the comment beside its setting
     source = linecache.getlines(main.__code__.co_filename)  # this file, or a notebook's cell
-    lines = ['usage: python microgpt.py [--name=value ...]  (a bare --switch means True)']
-    shown = set()
+    lines = {'': 'usage: python microgpt.py [--name=value ...]  (a bare --switch means True)'}
     for line in source or [f'{name} = ...' for name in KIND]:  # no source: the names alone
         ruler = re.match(r'# =+ (Part \d): (.*?) =', line)
         setting = re.match(r'(\w+) = .*?(?:  # (.*))?$', line)
         if ruler:
-            lines.append(f'{ruler[1]}, {ruler[2]}:')
-        elif setting and setting[1] in KIND.keys() - shown:  # its first assignment
-            shown.add(setting[1])
+            lines[line] = f'{ruler[1]}, {ruler[2]}:'
+        elif setting and setting[1] in KIND:  # its first assignment
             flag = f'--{setting[1]}={globals()[setting[1]]!r}'
-            lines.append(f'  {flag:25} {setting[2] or ""}'.rstrip())
+            lines.setdefault(setting[1], f'  {flag:25} {setting[2] or ""}'.rstrip())
     explain = 'after sampling, an x-ray of the model reading this text'  # Part 4 runs it
-    return '\n'.join([*lines, f'  {"--explain=TEXT":25} {explain}'])
+    return '\n'.join([*lines.values(), f'  {"--explain=TEXT":25} {explain}'])
 
 part4_main = main
 
@@ -924,7 +922,7 @@ part4_setup = setup
 @all_or_nothing()
 def setup(argv):  # Part 4's, then the checks that need its text, its model or its file
     run = part4_setup(argv)
-    path, model_file = run['input_path'], run['model_file']  # path None: no text read
+    path, model_file = run['input_path'], run['model_file']
     if run['adam'].get('input_crc', run['input_crc']) != run['input_crc']:
         fail(f'{path!r} is not the text that {model_file!r} was trained on (it changed?): give '
              f'that --input_file, or --load to start a new schedule on this one')
@@ -932,7 +930,7 @@ def setup(argv):  # Part 4's, then the checks that need its text, its model or i
         fail(f'--int8 would drop the training state of {model_file!r}: give --save=ANOTHER.json')
     if run['save']:
         check_save_path(run['save'])
-    if path and not run['train_docs']:
+    if path and not run['train_docs']:  # a text was read
         fail(f'input file {path!r} needs 2 different non-empty lines: to train on, to hold out')
     check_known(prompt, '--prompt')
     check_known(run['given'].get('explain', ''), '--explain')
@@ -951,7 +949,7 @@ def check_save_path(path):  # before training: a save that would fail, or destro
             with open(path, 'rb') as f:  # a folder: IsADirectoryError
                 if f.read(11) != b'{"config": ':  # what save_model() writes first
                     fail(f'--save={path} is a file but not a model; use a new name')
-        tempfile.TemporaryFile(dir=os.path.dirname(path) or '.').close()  # files can be made there
+        tempfile.TemporaryFile(dir=os.path.dirname(path) or '.').close()  # writable?
     except OSError as e:
         fail(f'cannot save the model to {path!r}: {e.strerror}')
 
@@ -967,11 +965,10 @@ def numbers(x, shape, what):  # x, checked: nested lists of finite floats of thi
 
 def read_model(path, resuming):  # Part 4's, each field checked; -> the model, as floats
     bad = f'model file {path!r} is not a microgpt model (use a file made by --save):'
-    try:
-        blob = part4_read_model(path, resuming)
-    except (ValueError, RecursionError, MemoryError) as e:  # not JSON, or nested too deep
+    try:  # not JSON, not an object, nested too deep
+        blob = dict(part4_read_model(path, resuming))
+    except (ValueError, TypeError, RecursionError, MemoryError) as e:
         fail(f'{bad} {type(e).__name__} {str(e)[:60]}')
-    blob = blob if type(blob) is dict else {}
     config, vocab, pairs = blob.get('config'), blob.get('chars'), blob.get('merges', [])
     training = blob.get('training') if resuming else {}
     if type(config) is not dict or set(config) != set(SHAPE):
@@ -1000,10 +997,11 @@ def read_model(path, resuming):  # Part 4's, each field checked; -> the model, a
     weights = blob.get('state_dict')
     if type(weights) is not dict or len(weights) < n_layer or set(weights) != set(shapes()):
         fail(f'{bad} not the matrices of its config')  # counted first: n_layer may be huge
-    try:  # 8-bit rows are [scale, base64 text]; float(): a text as scale would repeat a text
-        if blob.get('int8'):
-            weights = {k: dequantize([[float(s), t] for s, t in w]) for k, w in weights.items()}
-    except (TypeError, ValueError, OverflowError):
+    try:  # 8-bit rows are [scale, text]; a scale that is not a float could repeat a text
+        if blob.get('int8') and not all(type(r[0]) is float for w in weights.values() for r in w):
+            raise TypeError
+        weights = {k: dequantize(w) for k, w in weights.items()} if blob.get('int8') else weights
+    except (TypeError, ValueError, IndexError, KeyError):
         fail(f'{bad} its 8-bit rows need a scale and base64 text each')
     weights = {k: numbers(weights[k], size, f'{bad} {k}') for k, size in shapes().items()}
     if not all(map(math.isfinite, gpt(BOS, 0, *empty_cache(), weights))):
@@ -1034,8 +1032,8 @@ def use_weights(weights=None):  # Part 1's, and the shape that the model was mad
     part1_use_weights(weights)
     model_shape = {name: globals()[name] for name in (*SHAPE, 'vocab_size')}
 
-def fits_model(f, kind=None, what=''):  # f, after checks that the model fits the settings
-    @functools.wraps(f)  # and reads its argument: a text, or a list of texts (kind)
+def fits_model(f, kind=None, what=''):  # f, after checks: the model fits
+    @functools.wraps(f)  # the settings, and reads f's text or list of texts (kind)
     def checked(*args, **kwargs):
         if 'state_dict' not in globals():
             fail('there is no model yet: run main(), or use_vocab() then use_weights()')
@@ -1047,9 +1045,9 @@ def fits_model(f, kind=None, what=''):  # f, after checks that the model fits th
                 fail(f'the model was made with {name}={value}, not {globals()[name]}: set '
                      f'{name} = {value}, or run main() to train a new one')
         check_known(prompt, 'the prompt')
-        given = (*args, *kwargs.values(), None)[0]  # evaluate's docs, explain's text
+        given = (*args, *kwargs.values(), None)[0]  # docs, or text
         texts = [given] if kind is str else given
-        if kind and not (type(given) is kind and texts and all(type(t) is str for t in texts)):
+        if kind and not (type(given) is kind and texts and set(map(type, texts)) <= {str}):
             fail(f'{what} must be {WORDS[kind]}, not {given!r:.40}')
         if kind:
             check_known(''.join(texts), what)
