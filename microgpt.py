@@ -11,8 +11,8 @@ import math, random, zlib  # Part 1
 from operator import mul
 import contextlib, gc, os  # Part 2
 import array, base64, collections, itertools, sys  # Part 3
-import json, shlex, signal, threading, time  # Part 4
-import difflib, functools, linecache, re  # the guard rails
+import json, pathlib, shlex, signal, threading, time  # Part 4
+import difflib, functools, linecache, re, tempfile  # the guard rails
 
 # ============================= Part 1: the GPT ===============================
 # --- settings: the reference run ---------------------------------------------
@@ -465,7 +465,8 @@ def main(argv=()):
     run = setup(argv)  # where the run's state is born: settings, documents, model, Adam
     train_docs, val_docs = run['train_docs'], run['val_docs']
     describe(run)
-    prove_part2(train_docs, val_docs)
+    if train_docs:  # else no text was read: nothing trains or is scored
+        prove_part2(train_docs, val_docs)
 
     results = run_training(train_docs, val_docs, run['adam'])
     if run['save']:
@@ -473,8 +474,8 @@ def main(argv=()):
 
     results.update(final_losses(train_docs, val_docs))
     results.update(samples(train_docs, val_docs))
-    if run['explain']:
-        results['explain'] = explain(run['explain'])
+    if run['given'].get('explain'):
+        results['explain'] = explain(run['given']['explain'])
     return results
 
 # --- errors: one class, one line: what is wrong and what to do ---------------
@@ -495,12 +496,11 @@ def configure(argv):  # the flags -> {name: value}; the guard rails read them
     return {}
 
 # --- setup: where a run's state is born --------------------------------------
-def read_text(path, what='input file', flag='--input_file'):  # too big: a MemoryError
-    try:
-        with open(path, encoding='utf-8-sig', newline='') as f:  # -sig: no byte-order mark
-            return f.read()
-    except (OSError, UnicodeDecodeError) as e:  # missing, a folder, not UTF-8, ...
-        fail(f'cannot read {what} {path!r} ({e}); give {flag}=PATH, UTF-8 text')
+def read_text(path, what='input file', flag='--input_file'):  # \r\n, \r: \n
+    try:  # -sig: no byte-order mark
+        return pathlib.Path(path).read_text(encoding='utf-8-sig')
+    except (OSError, UnicodeDecodeError, MemoryError) as e:  # missing, not UTF-8, ...
+        fail(f'cannot read {what} {path!r} ({str(e) or "too big"}); give {flag}=PATH, UTF-8 text')
 
 def setup(argv):  # -> the run: its flags, documents, Adam's state, where it saves
     given = configure(argv)
@@ -508,7 +508,11 @@ def setup(argv):  # -> the run: its flags, documents, Adam's state, where it sav
     model_file = given.get('load', load) or resuming
     state = load_model(read_model(model_file, resuming), resuming) if model_file else None
     path = state['input_file'] if state and 'input_file' not in given else input_file
-    text = read_text(path)
+    beside = os.path.join(os.path.dirname(globals().get('__file__', '')), path)
+    path = path if os.path.exists(path) or not os.path.exists(beside) else beside
+    saving = given.get('save', save) or resuming  # resumed: to its file
+    needed = not model_file or num_steps or eval_docs or saving
+    text = read_text(path) if needed else ''  # a saved model samples without it
     random.seed(seed)
     train_docs, val_docs = split_docs(text)
     if not model_file:  # a new model: a token per character of the text, random weights
@@ -519,10 +523,8 @@ def setup(argv):  # -> the run: its flags, documents, Adam's state, where it sav
         random.setstate(state['random_state'])
     adam = state or {'step': 0, 'm': [0.0] * len(params), 'v': [0.0] * len(params)}
     return {'given': given, 'train_docs': train_docs, 'val_docs': val_docs, 'adam': adam,
-            'model_file': model_file, 'resumed': resuming,
-            'save': given.get('save', save) or resuming,  # a resumed run saves to its file
-            'input_crc': zlib.crc32(text.replace('\r\n', '\n').encode('utf-8')),
-            'input_path': path, 'explain': given.get('explain')}
+            'model_file': model_file, 'resumed': resuming, 'save': saving,
+            'input_crc': zlib.crc32(text.encode('utf-8')), 'input_path': needed and path}
 
 def describe(run):  # what the run starts from
     if run['resumed']:
@@ -588,7 +590,7 @@ def run_training(train_docs, val_docs, adam):
         held = f'   o held-out loss ({len(eval_set)} docs)' if log['vals'] else ''
         print(f'{"":12}· train loss, mean of the last 100 steps{held}')
     seconds = time.time() - started - eval_time
-    epochs = (adam['step'] - start) * batch_size / len(train_docs)
+    epochs = (adam['step'] - start) * batch_size / max(1, len(train_docs))
     if log['flops']:  # a run within one tick of the clock took 0 s
         rate = f' = {log["flops"] / seconds:.3g} FLOP/s' if seconds > 0 else ''
         print(f'compute: {log["flops"]:.3g} FLOPs in {seconds:.1f} s{rate} | {log["tokens"]} '
@@ -665,11 +667,12 @@ def samples(train_docs, val_docs):  # new docs; how many copy a real one
     docs = [sample() for _ in range(num_samples)]
     for i, doc in enumerate(docs, 1):
         cut = '…' if len(encode(doc)) > block_size + 1 else ''  # cut (with merges: about)
-        print(f'sample {i:2d}: {doc + cut if doc else "(empty)"}')
+        shown = ''.join(c if c.isprintable() else ascii(c)[1:-1] for c in doc)
+        print(f'sample {i:2d}: {shown + cut or "(empty)"}')
     train_set, val_set = set(train_docs), set(val_docs)
     copies = sum(doc in train_set for doc in docs)
     held = sum(doc in val_set for doc in docs)  # real, never trained on
-    if docs:  # a model that only generalises copies each side as often as its size says
+    if docs and train_set:  # a model that only generalises copies each side as its size says
         expect = copies * len(val_set) / len(train_set)
         print(f'{len(set(docs))} distinct | copies: {copies} train, {held} held-out '
               f'({expect:.1f} if it only generalised)')
@@ -762,7 +765,8 @@ KIND = dict(  # what each setting takes, whatever the file says; init_std: a num
     temperature=float, prompt=str, num_samples=int, seed=int, part2=bool, fused=bool,
     no_grad=bool, prefix_cache=bool, pause_gc=bool, bpe_merges=int, int8=bool,
     eval_interval=int, eval_iters=int, eval_docs=int, save=str, load=str, resume=str)
-WORDS = {bool: 'True or False', int: 'a whole number', float: 'a number', str: 'a text'}
+WORDS = {bool: 'True or False', int: 'a whole number', float: 'a number', str: 'a text',
+         list: 'a list of texts, not empty'}
 
 def settings():  # {name: value} of every setting as it stands now
     return {name: globals()[name] for name in KIND}
@@ -773,20 +777,25 @@ def reset_settings():  # every setting back to its default in this file
     globals().update(DEFAULTS)
 
 @contextlib.contextmanager
-def all_or_nothing():  # if the block fails, settings and model are as they were
+def all_or_nothing():  # if it fails: settings, model, random as they were
     before = dict(globals())
+    state = random.getstate()
     try:
         yield
     except BaseException:  # Ctrl-C too
         for name in set(globals()) - set(before):  # made in the block: a first model
             del globals()[name]
         globals().update(before)
+        random.setstate(state)
         raise
+
+flags = {}  # the run's flags: a model file must agree with them
 
 def configure(argv):  # Part 4's, for real: checks, then sets, the flags; they stay set
     if isinstance(argv, str):
         fail(f'main() takes a list of flags: main({shlex.split(argv)!r})')
-    given = {}
+    given = flags
+    given.clear()
     for i, arg in enumerate(argv):
         name, has_value, text = arg[2:].partition('=')
         kind = {**KIND, 'explain': str}.get(name) if arg.startswith('--') else None
@@ -801,11 +810,10 @@ def configure(argv):  # Part 4's, for real: checks, then sets, the flags; they s
             value = argv[i + 1] if argv[i + 1:] and argv[i + 1][:2] != '--' else 'VALUE'
             fail(f'--{name} needs "=" before its value: write --{name}={shlex.quote(value)}')
         text = text if has_value else 'true'  # a bare switch turns it on
-        word = text.lower()
         words = {'true': True, 'false': False, 'none': None}  # switches; init_std's None
         try:  # check_settings, below, checks every value's kind and range
-            given[name] = text if kind is str else words[word] if kind is bool or (
-                word in words) else kind(text)
+            given[name] = text if kind is str else words[text.lower()] if kind is bool or (
+                text.lower() in words) else kind(text)
         except (ValueError, KeyError):
             fail(f'--{name} takes {WORDS[kind]}, not {text!r}')
     s = {k: given.get(k, v) for k, v in settings().items()}
@@ -837,19 +845,17 @@ def check_settings(s, where='', shape=True):  # s: {name: value}; stops at the f
 
 def help_text():  # by part, each flag, its value now and the comment beside its setting
     source = linecache.getlines(main.__code__.co_filename)  # this file, or a notebook's cell
-    lines = ['usage: python microgpt.py [--name=value ...]  (a bare --switch means True)']
-    shown = set()
+    lines = {'': 'usage: python microgpt.py [--name=value ...]  (a bare --switch means True)'}
     for line in source or [f'{name} = ...' for name in KIND]:  # no source: the names alone
         ruler = re.match(r'# =+ (Part \d): (.*?) =', line)
         setting = re.match(r'(\w+) = .*?(?:  # (.*))?$', line)
         if ruler:
-            lines.append(f'{ruler[1]}, {ruler[2]}:')
-        elif setting and setting[1] in KIND.keys() - shown:  # its first assignment
-            shown.add(setting[1])
+            lines[line] = f'{ruler[1]}, {ruler[2]}:'
+        elif setting and setting[1] in KIND:  # its first assignment
             flag = f'--{setting[1]}={globals()[setting[1]]!r}'
-            lines.append(f'  {flag:25} {setting[2] or ""}'.rstrip())
+            lines.setdefault(setting[1], f'  {flag:25} {setting[2] or ""}'.rstrip())
     explain = 'after sampling, an x-ray of the model reading this text'  # Part 4 runs it
-    return '\n'.join([*lines, f'  {"--explain=TEXT":25} {explain}'])
+    return '\n'.join([*lines.values(), f'  {"--explain=TEXT":25} {explain}'])
 
 part4_main = main
 
@@ -865,23 +871,18 @@ part4_setup = setup
 @all_or_nothing()
 def setup(argv):  # Part 4's, then the checks that need its text, its model or its file
     run = part4_setup(argv)
-    given, path, state = run['given'], run['input_path'], run['adam']
-    model_file = run['model_file']
-    for name in (*SHAPE, *RUN, 'bpe_merges'):
-        if given.get(name, globals()[name]) != globals()[name]:  # the model file's value won
-            fail(f'--{name}={given[name]} contradicts {model_file!r}, with {name}='
-                 f'{globals()[name]}')
-    if state.get('input_crc', run['input_crc']) != run['input_crc']:
+    path, model_file = run['input_path'], run['model_file']
+    if run['adam'].get('input_crc', run['input_crc']) != run['input_crc']:
         fail(f'{path!r} is not the text that {model_file!r} was trained on (it changed?): give '
              f'that --input_file, or --load to start a new schedule on this one')
     if int8 and run['resumed'] and run['save'] == run['resumed']:  # 8-bit: no training state
         fail(f'--int8 would drop the training state of {model_file!r}: give --save=ANOTHER.json')
     if run['save']:
         check_save_path(run['save'])
-    if not run['train_docs']:
+    if path and not run['train_docs']:  # a text was read
         fail(f'input file {path!r} needs 2 different non-empty lines: to train on, to hold out')
     check_known(prompt, '--prompt')
-    check_known(given.get('explain', ''), '--explain')
+    check_known(run['given'].get('explain', ''), '--explain')
     check_known(''.join(run['train_docs'] + run['val_docs']), 'the input file')
     return run
 
@@ -893,14 +894,11 @@ def check_known(text, what):  # the model has a token for each character of text
 
 def check_save_path(path):  # before training: a save that would fail, or destroy a file, fails
     try:
-        if os.path.isdir(path):
-            fail(f'--save={path} is a folder; save the model as a file')
-        if os.path.isfile(path):
-            with open(path, 'rb') as f:
+        if os.path.exists(path):
+            with open(path, 'rb') as f:  # a folder: IsADirectoryError
                 if f.read(11) != b'{"config": ':  # what save_model() writes first
                     fail(f'--save={path} is a file but not a model; use a new name')
-        open(f'{path}.tmp{os.getpid()}', 'w').close()  # a file can be made there
-        os.remove(f'{path}.tmp{os.getpid()}')
+        tempfile.TemporaryFile(dir=os.path.dirname(path) or '.').close()  # writable?
     except OSError as e:
         fail(f'cannot save the model to {path!r}: {e.strerror}')
 
@@ -908,33 +906,28 @@ def check_save_path(path):  # before training: a save that would fail, or destro
 part4_read_model = read_model
 
 def numbers(x, shape, what):  # x, checked: nested lists of finite floats of this shape
-    if not shape:
-        if type(x) is not float or not math.isfinite(x):
-            fail(f'{what} holds something other than finite decimal numbers')
-        return x
-    if type(x) is not list or len(x) != shape[0]:
+    if shape and (type(x) is not list or len(x) != shape[0]):
         fail(f'{what} is not {shape[0]} rows or numbers long')
-    return [numbers(y, shape[1:], what) for y in x]
+    if not shape and (type(x) is not float or not math.isfinite(x)):
+        fail(f'{what} holds something other than finite decimal numbers')
+    return [numbers(y, shape[1:], what) for y in x] if shape else x
 
 def read_model(path, resuming):  # Part 4's, each field checked; -> the model, as floats
     bad = f'model file {path!r} is not a microgpt model (use a file made by --save):'
-    try:
-        blob = part4_read_model(path, resuming)
-    except (ValueError, RecursionError, MemoryError) as e:  # not JSON, or nested too deep
+    try:  # not JSON, not an object, nested too deep
+        blob = dict(part4_read_model(path, resuming))
+    except (ValueError, TypeError, RecursionError, MemoryError) as e:
         fail(f'{bad} {type(e).__name__} {str(e)[:60]}')
-    blob = blob if type(blob) is dict else {}
     config, vocab, pairs = blob.get('config'), blob.get('chars'), blob.get('merges', [])
     training = blob.get('training') if resuming else {}
     if type(config) is not dict or set(config) != set(SHAPE):
         fail(f'{bad} its config needs {SHAPE}')
     single = type(vocab) is list and all(type(c) is str and len(c) == 1 for c in vocab)
-    if not single or len(set(vocab)) != len(vocab):
-        fail(f'{bad} its chars must be distinct single characters')
-    pairs_ok = type(pairs) is list and all(type(p) is list and len(p) == 2 for p in pairs)
-    earlier = pairs_ok and all(type(t) is int and 0 <= t < len(vocab) + k  # k: earlier merges
-                               for k, p in enumerate(pairs) for t in p)
-    if not earlier or len(set(map(tuple, pairs))) < len(pairs):
-        fail(f'{bad} its merges must be distinct pairs of earlier token ids')
+    earlier = single and type(pairs) is list and all(type(p) is list and len(p) == 2 and all(
+        type(t) is int and 0 <= t < len(vocab) + k for t in p) for k, p in enumerate(pairs))
+    if not earlier or len(set(vocab)) < len(vocab) or len(set(map(tuple, pairs))) < len(pairs):
+        fail(f'{bad} its chars must be distinct single characters; its merges, distinct pairs '
+             f'of earlier token ids')
     if type(training) is not dict:
         fail(f'{path!r} holds no training state (8-bit, or saved by an older microgpt): '
              f'--load starts a new schedule from its weights')
@@ -944,6 +937,9 @@ def read_model(path, resuming):  # Part 4's, each field checked; -> the model, a
 
     config = {**config, **run, 'bpe_merges': len(pairs)}
     check_settings({**settings(), **config}, f'with the model in {path!r}: ')
+    for name, value in config.items():  # before the text is read
+        if flags.get(name, value) != value:
+            fail(f'--{name}={flags[name]} contradicts {path!r}, with {name}={value}')
     globals().update(config)  # for shapes(); all_or_nothing() undoes it if a check fails
     use_vocab(vocab)
     use_merges(pairs)
@@ -963,9 +959,8 @@ def read_model(path, resuming):  # Part 4's, each field checked; -> the model, a
     if not resuming:
         return checked
 
-    step, crc, text = (training.get(k) for k in ('step', 'input_crc', 'input_file'))
-    if type(step) is not int or not 0 <= step <= num_steps or type(crc) is not int or (
-            type(text) is not str):
+    kinds = [type(training.get(k)) for k in ('step', 'input_crc', 'input_file')]
+    if kinds != [int, int, str] or not 0 <= training['step'] <= num_steps:
         fail(f'{bad} it needs a step from 0 to num_steps={num_steps}, input_crc, input_file')
     n_params = sum(rows * cols for rows, cols in shapes().values())
     m, v = (numbers(training.get(k), (n_params,), f"{bad} Adam's {k}") for k in 'mv')
@@ -986,8 +981,8 @@ def use_weights(weights=None):  # Part 1's, and the shape that the model was mad
     part1_use_weights(weights)
     model_shape = {name: globals()[name] for name in (*SHAPE, 'vocab_size')}
 
-def fits_model(f, what=''):  # f, after checks that the model fits the settings (and text)
-    @functools.wraps(f)
+def fits_model(f, kind=None, what=''):  # f, after checks: the model fits
+    @functools.wraps(f)  # the settings, and reads f's text or list of texts (kind)
     def checked(*args, **kwargs):
         if 'state_dict' not in globals():
             fail('there is no model yet: run main(), or use_vocab() then use_weights()')
@@ -996,24 +991,30 @@ def fits_model(f, what=''):  # f, after checks that the model fits the settings 
             fail('the model holds nan or inf weights: train again with a lower learning_rate')
         for name, value in model_shape.items():
             if globals()[name] != value:
-                fail(f'the model was made with {name}={value}, not {globals()[name]}: set it '
-                     f'back (reset_settings() resets all), or run main() to train a new one')
+                fail(f'the model was made with {name}={value}, not {globals()[name]}: set '
+                     f'{name} = {value}, or run main() to train a new one')
         check_known(prompt, 'the prompt')
-        if what:
-            check_known(args[0] if args else kwargs.get('text', ''), what)
+        given = (*args, *kwargs.values(), None)[0]  # docs, or text
+        texts = [given] if kind is str else given
+        if kind and not (type(given) is kind and texts and set(map(type, texts)) <= {str}):
+            fail(f'{what} must be {WORDS[kind]}, not {given!r:.40}')
+        if kind:
+            check_known(''.join(texts), what)
         return f(*args, **kwargs)
     return checked
 
-sample, evaluate = fits_model(sample), fits_model(evaluate)
-explain = fits_model(explain, 'the text to explain')
+sample = fits_model(sample)
+evaluate = fits_model(evaluate, list, 'the documents to evaluate')
+explain = fits_model(explain, str, 'the text to explain')
 
 # --- the command line: where an error becomes a message and an exit code ---
 def command_line(argv):
-    host = signal.signal(signal.SIGTERM, signal.default_int_handler)  # cleans up as Ctrl-C
+    main_thread = threading.current_thread() is threading.main_thread()  # only it takes signals
+    host = signal.signal(signal.SIGTERM, signal.default_int_handler) if main_thread else None
     if hasattr(sys.stdout, 'reconfigure'):  # IDLE, IPython: other streams
         sys.stdout.reconfigure(errors='replace')  # what a console cannot show: '?'
     code = 0
-    try:
+    try:  # SIGTERM cleans up as Ctrl-C does
         main(argv)
     except MicrogptError as e:
         message, code = str(e), e.code
@@ -1024,7 +1025,8 @@ def command_line(argv):
     except BrokenPipeError:  # piped into `head`: stop quietly
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     finally:
-        signal.signal(signal.SIGTERM, host)  # IDLE, %run and runpy get theirs back
+        if host is not None:  # IDLE, %run and runpy get theirs back
+            signal.signal(signal.SIGTERM, host)
     if code:
         print(f'microgpt: {message}', file=sys.stderr)
         sys.exit(code)

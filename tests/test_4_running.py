@@ -883,6 +883,20 @@ class Samples(InTempDir):
         self.assertIn(f'5 distinct | copies: 3 train, 1 held-out '
                       f'({expect:.1f} if it only generalised)\n', out)
 
+    def test_no_control_character_reaches_the_terminal(self):
+        """A sample holding a carriage return, a tab or an escape sequence (from a text that has
+        them) is printed with each escaped as Python writes it; other characters as they are."""
+        self.run_main('--num_samples=0')
+        m.num_samples = 1
+        cases = {'a\rb': 'a\\rb', 'a\tb': 'a\\tb', '\x1b[2Jzo\x07': '\\x1b[2Jzo\\x07',
+                 'zoë\u2028x': 'zoë\\u2028x', 'renée': 'renée'}
+        m.use_vocab(sorted(set(''.join(cases))))  # a text that holds them: its characters
+        for doc, shown in cases.items():
+            with self.subTest(doc=doc), mock.patch.object(m, 'sample', lambda sd=None: doc):
+                out = quiet(m.samples, ['emma'], ['ava'])[1]
+                self.assertEqual(printed_samples(out), [shown])
+                self.assertEqual([c for c in out if not c.isprintable()], ['\n', '\n'])
+
 
 class Memorisation(InTempDir):
     """Samples that copy real docs, measured honestly: a model that generalises copies a held-out
@@ -1327,7 +1341,7 @@ class NotebookCells(Case):
         self.assertNotIn('raised', first)
 
         self.assertRegex(wide, r"^raised MicrogptError 2 the model was made with n_embd=16, "
-                               r"not 32: .*reset_settings\(\).*main\(\)")
+                               r"not 32: set n_embd = 16, or run main\(\)")
         self.assertRegex(heads, r'^raised MicrogptError 2 the model was made with n_head=4, '
                                 r'not 2')
         self.assertRegex(again, r"^sampled '[a-z]*'\n$")
@@ -1375,6 +1389,25 @@ class Script(InTempDir):
                               r'\([\d.]+ if it only generalised\)\n$')
         self.assertLessEqual(max(map(len, lines)), 100)
         self.assertEqual(sorted(os.listdir(self.d)), ['words.txt'])
+
+    def test_runpy_in_a_thread(self):
+        """A GUI may run the script with runpy in a thread of its own, where no signal handler
+        can be set: it runs, and an error is its one line, no traceback."""
+        code = '\n'.join([
+            'import runpy, sys, threading',
+            'for argv in sys.argv[1:]:',
+            f'    sys.argv = [{SCRIPT!r}, *argv.split()]',
+            f'    thread = threading.Thread(target=runpy.run_path, args=({SCRIPT!r}, None, '
+            '"__main__"))',
+            '    thread.start()',
+            '    thread.join()'])
+        good = ' '.join([f'--input_file={self.file}', *TINY, '--num_steps=2', '--eval_docs=0',
+                         '--num_samples=1'])
+        code, out, err = launch(self, good, '--n_embdd=8', python=('-c', code), cwd=self.d)
+        self.assertEqual(code, 0, err)
+        self.assertRegex(out, r'(?m)^step +2/2 \|')
+        self.assertRegex(out, r'(?m)^sample  1: ')
+        self.assertEqual(err, "microgpt: unknown setting '--n_embdd=8'; did you mean --n_embd?\n")
 
     def test_python_dash_m_microgpt(self):
         code, out, err = launch(self, f'--input_file={self.file}', *TINY, '--num_steps=4',

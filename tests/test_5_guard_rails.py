@@ -11,9 +11,9 @@ import ast, contextlib, difflib, io, json, math, os, random, re, shlex, shutil, 
 import subprocess, sys, tokenize, unittest, zlib
 from unittest import mock
 
-from tests.helpers import (DEFAULTS, InTempDir, ROOT, SCRIPT, TINY, WORDS, Case, class_folder,
-                           all_logits, m, quiet, report, reset, run, run_interrupted, run_python,
-                           slurp, tiny_model, weights_diff)
+from tests.helpers import (DEFAULTS, EXACT_TOL, InTempDir, ROOT, SCRIPT, TINY, WORDS, Case,
+                           class_folder, all_logits, m, quiet, reference_losses, report, reset,
+                           run, run_interrupted, run_python, slurp, tiny_model, weights_diff)
 
 VOCAB = ''.join(sorted(set(''.join(WORDS))))
 
@@ -54,6 +54,13 @@ for argv in json.load(sys.stdin):
                     'files_unchanged': files() == before})
 print(json.dumps(results))
 '''
+
+
+def launch_script(script, *args, cwd):
+    """A copy of microgpt.py, edited, run as a script: (exit code, stdout, stderr)."""
+    r = subprocess.run([sys.executable, script, *args], cwd=cwd, capture_output=True, text=True,
+                       timeout=300)
+    return r.returncode, r.stdout, r.stderr
 
 
 def count_params(vocab_size, n_embd, n_layer, block_size):
@@ -509,8 +516,8 @@ class Flags(CommandLineCase):
     def test_a_save_that_would_fail_stops_before_any_work(self):
         f = f'--input_file={self.file}'
         cases = [('--save=no/such/folder/m.json', 'No such file'),
-                 (f'--save={self.d}', 'is a folder'),
-                 (f'--save={self.file}', 'is a file but not a model'),
+                 (f'--save={self.d}', f'cannot save the model to {self.d!r}: Is a directory'),
+                 (f'--save={self.file}', f'--save={self.file} is a file but not a model'),
                  (f'--save={self.write("notes.md", "# my notes")}', 'is a file but not a model'),
                  ('--save=/proc/m.json', 'cannot save')]  # not writable, even as root
         results = self.cli(*([f, *TINY, arg] for arg, _ in cases))
@@ -712,6 +719,47 @@ class Notebooks(CommandLineCase):
         m.params[5].data = 0.0  # the control
         quiet(m.sample)
 
+    def test_bad_documents_and_texts_are_one_line(self):
+        """evaluate() and explain() as a notebook calls them: an unknown character (a KeyError
+        once), an empty list (a ZeroDivisionError), a text for a list (scored as one-letter names)
+        and a list of other things each answer with a one-line MicrogptError."""
+        tiny_model(vocab=VOCAB)
+        cases = [(m.evaluate, ['Emma'], "characters of the documents to evaluate: 'E'"),
+                 (m.evaluate, [], 'must be a list of texts, not empty, not []'),
+                 (m.evaluate, 'emma', "must be a list of texts, not empty, not 'emma'"),
+                 (m.evaluate, ('emma', 'ava'), 'must be a list of texts'),
+                 (m.evaluate, [1, 2], 'must be a list of texts'),
+                 (m.evaluate, None, 'must be a list of texts'),
+                 (m.explain, ['emma'], "the text to explain must be a text, not ['emma']"),
+                 (m.explain, 'Emma', "characters of the text to explain: 'E'")]
+        for f, given, needle in cases:
+            with self.subTest(f=f.__name__, given=given), \
+                    self.assertRaises(m.MicrogptError) as cm:
+                quiet(f, given)
+            self.assertIn(needle, str(cm.exception))
+            self.assertNotIn('\n', str(cm.exception))
+        with self.assertRaises(m.MicrogptError):
+            quiet(m.evaluate, docs='Emma')  # by keyword too
+        docs = ['emma', 'ava', 'sophia']  # the control, against the reference forward pass
+        losses = [x for doc in docs for x in reference_losses(m.float_weights(), m.encode(doc))]
+        diff = abs(m.evaluate(docs=docs) - sum(losses) / len(losses))
+        self.assertLessEqual(report('evaluate vs the reference', diff, EXACT_TOL), EXACT_TOL)
+
+    def test_the_shape_hint_says_what_to_set(self):
+        """A cell trains a 32-wide model, a later one calls reset_settings(): the hint names the
+        value to set, not reset_settings(), the step that made the mismatch."""
+        quiet(m.main, [f'--input_file={self.file}', '--n_embd=32', '--num_steps=0',
+                       '--eval_docs=0', '--num_samples=0'])
+        m.reset_settings()
+        for call in (m.sample, lambda: m.evaluate(['emma']), lambda: m.explain('emma')):
+            with self.assertRaises(m.MicrogptError) as cm:
+                quiet(call)
+            self.assertIn('the model was made with n_embd=32, not 16: set n_embd = 32, or run '
+                          'main() to train a new one', str(cm.exception))
+            self.assertNotIn('reset_settings', str(cm.exception))
+        m.n_embd = 32  # the control: what the hint says works
+        self.assertIsInstance(quiet(m.sample)[0], str)
+
 
 class ResetSettings(CommandLineCase):
     """reset_settings(): one call puts back every setting a fresh interpreter has."""
@@ -783,7 +831,7 @@ class AllOrNothing(CommandLineCase):
                                                    'characters of --explain'),
             'a --save into no folder': ([f, *TINY, '--bpe_merges=3', '--save=no/such/m.json'],
                                         'cannot save the model'),
-            'a --save onto a folder': ([f, *TINY, f'--save={self.d}'], 'is a folder'),
+            'a --save onto a folder': ([f, *TINY, f'--save={self.d}'], 'Is a directory'),
         }
         for name, (argv, needle) in cases.items():
             with self.subTest(name):
@@ -832,9 +880,35 @@ class AllOrNothing(CommandLineCase):
             with self.subTest(name):
                 self.check(argv, '', KeyboardInterrupt,
                            mock.patch.object(m, function, side_effect=KeyboardInterrupt))
-        with self.subTest('out of memory reading the text'):  # open() as read_text() sees it
-            self.check(new, '', MemoryError,
-                       mock.patch.object(m, 'open', create=True, side_effect=MemoryError))
+        with self.subTest('out of memory reading the text'):  # as read_text() sees it
+            self.check(new, f'cannot read input file {self.file!r} (too big)', m.MicrogptError,
+                       mock.patch.object(m.pathlib.Path, 'read_text', side_effect=MemoryError))
+
+    def test_a_failed_resume_leaves_random_as_it_was(self):
+        """A refused --resume (another text) seeded random and set the saved state before the
+        check: the caller's random numbers go on as if it had not been called."""
+        self.main(f'--input_file={self.file}', '--num_steps=3', '--eval_docs=0',
+                  '--num_samples=0', *TINY, f'--save={self.model}')
+        other = self.write('other.txt', '\n'.join(reversed(WORDS * 3)))
+        random.seed(7)
+        expected = random.Random(7).random()
+        with self.assertRaises(m.MicrogptError) as cm:
+            quiet(m.main, [f'--input_file={other}', f'--resume={self.model}', '--eval_docs=0',
+                           '--num_samples=0'])
+        self.assertIn('is not the text', str(cm.exception))
+        self.assertEqual(random.random(), expected)
+
+    def test_a_contradiction_is_refused_before_the_text_is_read(self):
+        self.main(*self.quick(*TINY, f'--save={self.model}'))
+        read, real = [], m.read_text
+
+        def spy(path, *args):
+            read.append(path)
+            return real(path, *args)
+        with mock.patch.object(m, 'read_text', spy):
+            self.check([f'--input_file={self.file}', f'--load={self.model}', '--n_embd=16'],
+                       '--n_embd=16 contradicts')
+        self.assertEqual(read, [self.model])  # the model file, not the text
 
     def test_the_same_setup_then_succeeds(self):
         """The control: what failed above works once the cause is gone, and changes the model."""
@@ -849,14 +923,43 @@ class InputFile(CommandLineCase):
     """The input file: input.txt in the current folder by default, and every file that cannot
     be trained on."""
 
-    def test_no_input_txt_in_the_current_folder_is_one_line_naming_input_file(self):
-        """No fallback to the input.txt beside microgpt.py (IDLE's Run Module changes to the
-        script's folder itself): a run from another folder is told to give --input_file."""
-        self.assertTrue(os.path.exists(os.path.join(ROOT, 'input.txt')))
-        rc, out, err = run('--num_steps=0', '--eval_docs=0', '--num_samples=1', cwd=self.d)
+    def test_no_input_txt_here_reads_the_one_beside_the_script(self):
+        """`python path/to/microgpt.py` from another folder: the current folder's input.txt
+        if it has one, else the one beside the script; neither: one line naming input.txt."""
+        beside, here = os.path.join(self.d, 'beside'), os.path.join(self.d, 'here')
+        os.mkdir(beside)
+        os.mkdir(here)
+        script = shutil.copy(SCRIPT, beside)
+        quick = ['--num_steps=0', '--eval_docs=0', '--num_samples=1']
+        rc, out, err = run_python(f'import runpy, sys\nsys.argv = [{script!r}, *{quick!r}]\n'
+                                  f'runpy.run_path({script!r}, run_name="__main__")', cwd=here)
         self.assert_script_error(rc, out, err, 2, "cannot read input file 'input.txt'",
                                  'No such file', '--input_file=PATH')
-        self.assertEqual(sorted(os.listdir(self.d)), ['words.txt'])
+        for folder, lines in ((beside, WORDS), (here, WORDS[:5])):  # here wins over beside
+            with open(os.path.join(folder, 'input.txt'), 'w') as f:
+                f.write('\n'.join(lines))
+            rc, out, err = run_python(f'import runpy, sys\nsys.argv = [{script!r}, *{quick!r}]'
+                                      f'\nrunpy.run_path({script!r}, run_name="__main__")',
+                                      cwd=here)
+            self.assertEqual(rc, 0, err)
+            train, held = map(int, re.match(r'(\d+) train docs, (\d+) held out', out).groups())
+            self.assertEqual(train + held, len(lines))
+        self.assertEqual(sorted(os.listdir(here)), ['input.txt'])
+
+    def test_a_saved_model_samples_and_explains_without_its_text(self):
+        """--load with nothing to train or score reads no text; training or scoring does."""
+        self.main(*self.quick(*TINY, f'--save={self.model}'))
+        gone = f'--input_file={os.path.join(self.d, "gone.txt")}'
+        load = [f'--load={self.model}', '--num_steps=0', '--num_samples=2']
+        ok, scores, trains = self.cli([gone, *load, '--eval_docs=0', '--explain=emma'],
+                                      [gone, *load, '--eval_docs=3'],
+                                      [gone, *load[:1], '--num_steps=1', '--eval_docs=0'])
+        self.assertEqual(ok['code'], 0, ok['err'])
+        self.assertEqual(len(re.findall(r'(?m)^sample  \d: ', ok['out'])), 2)
+        self.assertIn('mean loss', ok['out'])  # the explanation
+        self.assertNotIn('copies', ok['out'])  # no text to compare the samples with
+        for result in (scores, trains):
+            self.assert_clear_error(result, 2, 'cannot read input file', 'gone.txt')
 
     def test_the_input_txt_in_the_current_folder_is_the_default(self):
         self.write('input.txt', '\n'.join(WORDS))
@@ -893,6 +996,20 @@ class InputFile(CommandLineCase):
                             '--num_samples=1'])
         self.assert_clear_error(result, 2, 'spaces.txt', 'non-empty lines')
 
+    def test_every_line_end_ends_a_line(self):
+        """Old-Mac \\r, Windows \\r\\n and \\n: 500 names are 500 documents, also mixed."""
+        with open(os.path.join(ROOT, 'input.txt'), encoding='utf-8') as f:
+            names = f.read().split('\n')[:500]
+        mixed = ''.join(name + ('\r', '\r\n', '\n')[i % 3] for i, name in enumerate(names))
+        for end, text in (('\r', '\r'.join(names)), ('\r\n', '\r\n'.join(names)),
+                          ('mixed', mixed)):
+            with self.subTest(end):
+                path = self.write('ends.txt', text.encode('utf-8'))
+                reset()
+                run = quiet(m.setup, [f'--input_file={path}', *TINY, '--num_steps=0'])[0]
+                self.assertEqual(sorted(run['train_docs'] + run['val_docs']), sorted(names))
+                self.assertNotIn('\r', m.chars)
+
     def test_utf8_with_a_byte_order_mark_and_windows_line_ends(self):
         path = self.write('bom.txt', '\ufeffzoë\r\nchloé\r\n\r\nrenée\r\nagnès\r\n')
         out = self.main(f'--input_file={path}', *TINY, '--num_steps=2', '--eval_docs=0',
@@ -903,18 +1020,18 @@ class InputFile(CommandLineCase):
         self.assertEqual(m.chars, sorted(set('zoëchloérenéeagnès')))  # no BOM, no \r
         self.assertEqual(vocab, len(m.chars) + 1)
 
-    def test_an_input_too_big_for_memory_is_one_line(self):
+    def test_an_input_too_big_for_memory_is_one_line_naming_it(self):
         """No size limit of its own: /dev/zero under a memory limit runs out of memory, and that
-        is one line and exit 1."""
+        is one line that names the file, exit 2."""
         limit = 300 * 2 ** 20
         rc, out, err = run_python(
             'import resource, runpy, sys\n'
             f'resource.setrlimit(resource.RLIMIT_AS, ({limit}, {limit}))\n'
             f'sys.argv = [{SCRIPT!r}, "--input_file=/dev/zero"]\n'
             f'runpy.run_path({SCRIPT!r}, run_name="__main__")\n', cwd=self.d)
-        self.assert_script_error(rc, out, err, 1)
-        self.assertEqual(err, 'microgpt: out of memory: the model or the data is too big for '
-                              'this machine\n')
+        self.assert_script_error(rc, out, err, 2)
+        self.assertEqual(err, "microgpt: cannot read input file '/dev/zero' (too big); give "
+                              "--input_file=PATH, UTF-8 text\n")
 
 
 # ===================================== files: save, load ======================================
@@ -979,6 +1096,33 @@ class SaveLoadPrompt(CommandLineCase):
         vocab = len(set(''.join(WORDS))) + 1
         self.assertIn(f'| {count_params(vocab, 8, 2, 8)} params |', ok['out'])
         self.assert_clear_error(bad, 2, f'--n_embd=16 contradicts {self.model!r}, with n_embd=8')
+
+    def test_a_learners_added_matrix_round_trips(self):
+        """The issue's edit: 'lm_bias': (1, vocab_size) in shapes(), added to the logits in
+        gpt(). The file holds it; --load gives the same val loss and samples; --resume goes on."""
+        source = slurp(SCRIPT, 'r')
+        edits = [("'lm_head': (vocab_size, n)}", "'lm_head': (vocab_size, n),\n"
+                  "             'lm_bias': (1, vocab_size)}"),
+                 ("    return linear(x, sd['lm_head'])  # (vocab_size,)",
+                  "    return [a + b for a, b in zip(linear(x, sd['lm_head']), sd['lm_bias'][0])]")]
+        for old, new in edits:
+            self.assertEqual(source.count(old), 1, old)
+            source = source.replace(old, new)
+        script = self.write('edited.py', source)
+        flags = [f'--input_file={self.file}', '--num_samples=4', '--eval_docs=10']
+        rc, trained, err = launch_script(script, *flags, *TINY, '--num_steps=6',
+                                         f'--save={self.model}', cwd=self.d)
+        self.assertEqual(rc, 0, err)
+        bias = json.loads(slurp(self.model))['state_dict']['lm_bias']
+        self.assertEqual([len(bias), len(bias[0])], [1, len(VOCAB) + 1])
+        rc, loaded, err = launch_script(script, *flags, f'--load={self.model}', '--num_steps=0',
+                                        cwd=self.d)
+        self.assertEqual(rc, 0, err)
+        for pattern in (r'val loss \S+', r'(?m)^sample.*$'):
+            self.assertEqual(re.findall(pattern, loaded), re.findall(pattern, trained))
+        rc, resumed, err = launch_script(script, *flags, f'--resume={self.model}', cwd=self.d)
+        self.assertEqual(rc, 0, err)
+        self.assertIn(f'resuming {self.model} at step 6 of 6', resumed)
 
     def test_a_shape_flag_that_agrees_with_the_loaded_model_is_taken(self):
         self.train_and_save('--eval_docs=0', '--num_samples=0',
