@@ -764,8 +764,7 @@ def explain(text):
           f'p(text) = exp(-{total:.3f}) = {math.exp(-total):.3g}')
     return rows
 
-def show_embeddings():
-    """Each token's 4 nearest by cosine; wte on its 2 principal directions, a map."""
+def show_embeddings():  # each token's 4 nearest by cosine; a map of wte's rows
     shown = [c.replace(' ', '·') if c.isprintable() else '¤' for c in chars] + ['¶']
     wte = float_weights()['wte']  # (vocab_size, n_embd)
     cosines = [[dot(a, b) / (math.hypot(*a) * math.hypot(*b) or 1) for b in wte] for a in wte]
