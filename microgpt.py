@@ -457,6 +457,7 @@ eval_docs = 5000          # held-out docs scored at the end (as many train docs)
 save = ''                 # write the model, and what --resume needs, to this file
 load = ''                 # start from a saved model's weights, with a new schedule
 resume = ''               # go on with a saved run, exactly where it stopped
+embeddings = False        # after sampling: each token's nearest; a map of them
 
 # --- run: every step of `python microgpt.py`, in order -----------------------
 def main(argv=()):
@@ -474,6 +475,8 @@ def main(argv=()):
 
     results.update(final_losses(train_docs, val_docs))
     results.update(samples(train_docs, val_docs))
+    if embeddings:
+        results['embeddings'] = show_embeddings()
     if run['given'].get('explain'):
         results['explain'] = explain(run['given']['explain'])
     return results
@@ -678,7 +681,7 @@ def samples(train_docs, val_docs):  # new docs; how many copy a real one
               f'({expect:.1f} if it only generalised)')
     return {'samples': docs, 'train_copies': copies, 'held_out_copies': held}
 
-# --- explain(): the model reading one text, position by position -------------
+# --- explain(): the model reading a text; show_embeddings(): what wte learned -
 def explain(text):
     """Show the model reading text: at each position the next token's probability and loss,
     the top 5 guesses, each head's attention. -> rows of {'probs', 'loss', 'attention'}."""
@@ -708,9 +711,32 @@ def explain(text):
         for h, weights in enumerate(attention):
             shades = ' '.join(' ░▒▓█'[round(4 * w)] for w in weights)
             print(f'{f"layer {h // n_head} head {h % n_head}":>21} {shades}')
-    mean = sum(row['loss'] for row in rows) / len(rows)
-    print(f'mean loss {mean:.4f} over {len(rows)} predictions')
+    total = sum(row['loss'] for row in rows)  # -log p(text): p(next) multiplied
+    print(f'mean loss {total / len(rows):.4f} over {len(rows)} predictions | '
+          f'p(text) = exp(-{total:.3f}) = {math.exp(-total):.3g}')
     return rows
+
+def show_embeddings():  # each token's 4 nearest by cosine; a map of wte's rows
+    shown = [c.replace(' ', '·') if c.isprintable() else '¤' for c in chars] + ['¶']
+    wte = float_weights()['wte']  # (vocab_size, n_embd)
+    cosines = [[dot(a, b) / (math.hypot(*a) * math.hypot(*b) or 1) for b in wte] for a in wte]
+    for i, row in enumerate(cosines):
+        near = sorted(set(range(vocab_size)) - {i}, key=lambda j: -row[j])[:4]
+        print(f'{shown[i]:>3} nearest:', *(f'{shown[j]} {row[j]:+.2f}' for j in near))
+    centred = [[x - sum(col) / vocab_size for x, col in zip(row, zip(*wte))] for row in wte]
+    directions = [[1.0] * n_embd, [k + 2.0 for k in range(n_embd)]]  # a start
+    for _ in range(1000):  # power iteration: d <- covariance @ d, the 2nd at 90°
+        a, b = (linear(linear(d, centred), list(zip(*centred))) for d in directions)
+        b = [x - dot(a, b) / (dot(a, a) or 1) * y for x, y in zip(b, a)]
+        directions = [[x / (math.hypot(*d) or 1) for x in d] for d in (a, b)]
+    x, y = ([(v - min(p)) / (max(p) - min(p) or 1) for v in p]  # 0 to 1
+            for p in (linear(d, centred) for d in directions))
+    grid = [[''] * 49 for _ in range(13)]  # two tokens in a cell widen it
+    for token, across, up in zip(shown, x, y):
+        grid[round(12 * (1 - up))][round(48 * across)] += token
+    lines = ['│' + ''.join(cell or ' ' for cell in row) for row in grid]
+    print('wte on its 2 principal directions, 1st across:', *lines, sep='\n')
+    return {'cosines': cosines, 'directions': directions, 'map': lines}
 
 # --- files: a model as JSON; what --resume needs to go on exactly ------------
 SHAPE = ('n_layer', 'n_embd', 'n_head', 'block_size')  # a saved model's shape
@@ -764,7 +790,8 @@ KIND = dict(  # what each setting takes, whatever the file says; init_std: a num
     batch_size=int, learning_rate=float, beta1=float, beta2=float, eps=float, init_std=float,
     temperature=float, prompt=str, num_samples=int, seed=int, part2=bool, fused=bool,
     no_grad=bool, prefix_cache=bool, pause_gc=bool, bpe_merges=int, int8=bool,
-    eval_interval=int, eval_iters=int, eval_docs=int, save=str, load=str, resume=str)
+    eval_interval=int, eval_iters=int, eval_docs=int, save=str, load=str, resume=str,
+    embeddings=bool)
 WORDS = {bool: 'True or False', int: 'a whole number', float: 'a number', str: 'a text',
          list: 'a list of texts, not empty'}
 
@@ -1006,6 +1033,7 @@ def fits_model(f, kind=None, what=''):  # f, after checks: the model fits
 sample = fits_model(sample)
 evaluate = fits_model(evaluate, list, 'the documents to evaluate')
 explain = fits_model(explain, str, 'the text to explain')
+show_embeddings = fits_model(show_embeddings)
 
 # --- the command line: where an error becomes a message and an exit code ---
 def command_line(argv):

@@ -16,7 +16,7 @@ import threading, time, tracemalloc, types, unittest, zlib
 from unittest import mock
 
 from tests.helpers import (Case, InTempDir, ROOT, SCRIPT, TINY, WORDS, EXACT_TOL, m, quiet,
-                           reference_logits, report, reset, slurp, tiny_model)
+                           reference_logits, reference_losses, report, reset, slurp, tiny_model)
 
 VOCAB = ''.join(sorted(set(''.join(WORDS))))
 STEP_LINE = re.compile(r'^step +(\d+)/(\d+) \| loss (\S+) \| mean (\S+)(?: \| val (\S+))? \| '
@@ -139,7 +139,7 @@ class Main(InTempDir):
     def test_it_returns_what_the_run_produced(self):
         flags = [f'--input_file={self.file}', *TINY, '--num_steps=8', '--batch_size=2',
                  '--eval_interval=3', '--eval_iters=5', '--eval_docs=5',
-                 '--num_samples=6', '--explain=ava']
+                 '--num_samples=6', '--explain=ava', '--embeddings']
         seen, real_train = [], m.train
 
         def train(*args):
@@ -151,7 +151,8 @@ class Main(InTempDir):
         weights = m.float_weights()
         self.assertEqual(sorted(r), sorted([
             'losses', 'vals', 'flops', 'seconds', 'tokens', 'epochs', 'val_loss', 'train_loss',
-            'val_bits_per_char', 'samples', 'train_copies', 'held_out_copies', 'explain']))
+            'val_bits_per_char', 'samples', 'train_copies', 'held_out_copies', 'explain',
+            'embeddings']))
 
         # the second computation: the same setup, then train() and evaluate() step by step
         reset()
@@ -198,6 +199,7 @@ class Main(InTempDir):
         self.assertEqual(r['train_copies'], sum(doc in set(train_docs) for doc in again))
         self.assertEqual(r['held_out_copies'], sum(doc in set(val_docs) for doc in again))
         self.assertEqual(len(r['explain']), len('ava') + 1)
+        self.assertEqual(r['embeddings'], quiet(m.show_embeddings)[0])  # of the trained weights
 
 
 class Spread(InTempDir):
@@ -1000,6 +1002,23 @@ class Explain(Case):
         self.assertEqual(heads[:4], [('0', '0'), ('0', '1'), ('1', '0'), ('1', '1')])
         self.assertLessEqual(max(map(len, out.splitlines())), 100)
 
+    def test_the_whole_text_probability_is_exp_of_minus_the_summed_losses(self):
+        """p(text): the product of each position's p(next), end included, is exp(-sum of the
+        losses), here from the reference forward pass; a longer text, its first block_size."""
+        for text in ('emma', 'abigailelizabeth'):
+            with self.subTest(text):
+                tiny_model(vocab=VOCAB, seed=12)
+                rows, out = quiet(m.explain, text)
+                losses = reference_losses(m.float_weights(), m.encode(text))
+                self.assertEqual(len(losses), min(len(text) + 1, m.block_size))
+                p = math.prod(math.exp(-loss) for loss in losses)
+                report(f'explain({text!r}): p(text) vs the product of the reference p(next)',
+                       abs(math.exp(-sum(row['loss'] for row in rows)) - p) / p, EXACT_TOL)
+                self.assertAlmostEqual(math.exp(-sum(row['loss'] for row in rows)) / p, 1,
+                                       delta=EXACT_TOL)
+                self.assertIn(f'over {len(losses)} predictions | p(text) = '
+                              f'exp(-{sum(losses):.3f}) = {p:.3g}\n', out)
+
     def test_the_top_5_guesses_are_the_5_likeliest_most_likely_first(self):
         """A slip that passed the suite twice: the top 5 in the wrong order. At each position,
         the 5 characters and percentages printed are those of the reference model's 5 highest
@@ -1121,6 +1140,155 @@ class Explain(Case):
               f'{slope:.0f} bytes/step')
         self.assertLess(slope, 2000)  # one step's graph, if kept, is ~100 kB
         self.assertLess(max(tail) - min(tail), 50000)
+
+
+def jacobi_eigenvalues(a, sweeps=50):
+    """The eigenvalues of a symmetric matrix, by Jacobi rotations: an independent check on
+    show_embeddings()'s power iteration, which finds only the two largest."""
+    a = [row[:] for row in a]
+    n = len(a)
+    for _ in range(sweeps):
+        for p in range(n):
+            for q in range(p + 1, n):
+                if abs(a[p][q]) < 1e-300:
+                    continue
+                theta = (a[q][q] - a[p][p]) / (2 * a[p][q])
+                t = math.copysign(1.0, theta) / (abs(theta) + math.sqrt(theta * theta + 1))
+                c = 1 / math.sqrt(t * t + 1)
+                s = t * c
+                for k in range(n):  # columns p and q, then rows p and q
+                    a[k][p], a[k][q] = c * a[k][p] - s * a[k][q], s * a[k][p] + c * a[k][q]
+                for k in range(n):
+                    a[p][k], a[q][k] = c * a[p][k] - s * a[q][k], s * a[p][k] + c * a[q][k]
+    return sorted((a[i][i] for i in range(n)), reverse=True)
+
+
+class Embeddings(Case):
+    """show_embeddings() (--embeddings): each token's nearest tokens by the cosine of their wte
+    rows, and the rows mapped on their two principal directions, against a computation here."""
+
+    def view(self, seed=12, vocab=VOCAB):
+        tiny_model(vocab=vocab, seed=seed)
+        shown, out = quiet(m.show_embeddings)
+        wte = m.float_weights()['wte']
+        tokens = [c.replace(' ', '·') for c in m.chars] + ['¶']
+        return shown, out, wte, tokens
+
+    def test_the_cosines_and_the_nearest_are_what_an_independent_computation_gives(self):
+        shown, out, wte, tokens = self.view()
+        norm = [math.sqrt(sum(x * x for x in row)) for row in wte]
+        worst = 0.0
+        lines = out.splitlines()[:len(wte)]
+        self.assertEqual(len(shown['cosines']), m.vocab_size)
+        for i, row in enumerate(wte):
+            cos = [sum(a * b for a, b in zip(row, other)) / (norm[i] * norm[j])
+                   for j, other in enumerate(wte)]
+            worst = max([worst] + [abs(a - b) for a, b in zip(shown['cosines'][i], cos)])
+            others = sorted((j for j in range(len(wte)) if j != i), key=lambda j: -cos[j])
+            expected = ' '.join(f'{tokens[j]} {cos[j]:+.2f}' for j in others[:4])
+            self.assertEqual(lines[i], f'{tokens[i]:>3} nearest: {expected}')
+        report('show_embeddings(): cosines vs an independent computation', worst, EXACT_TOL)
+        self.assertLessEqual(worst, EXACT_TOL)
+
+    def test_the_directions_are_the_covariances_top_two_eigenvectors(self):
+        for seed in (12, 3, 7):
+            with self.subTest(seed=seed):
+                shown, _, wte, _ = self.view(seed)
+                n, v = len(wte[0]), len(wte)
+                mean = [sum(row[k] for row in wte) / v for k in range(n)]
+                cov = [[sum((row[a] - mean[a]) * (row[b] - mean[b]) for row in wte) / v
+                        for b in range(n)] for a in range(n)]
+                eigen = jacobi_eigenvalues(cov)
+                d1, d2 = shown['directions']
+                worst = abs(sum(a * b for a, b in zip(d1, d2)))  # at right angles
+                for d, expected in zip((d1, d2), eigen):
+                    self.assertAlmostEqual(sum(x * x for x in d), 1.0, delta=1e-12)
+                    cd = [sum(c * x for c, x in zip(row, d)) for row in cov]
+                    spread = sum(a * b for a, b in zip(cd, d))  # its eigenvalue
+                    worst = max([worst] + [abs(a - spread * b) / eigen[0] for a, b in zip(cd, d)])
+                    worst = max(worst, abs(spread - expected) / eigen[0])  # the largest two
+                self.assertGreater(eigen[1] - eigen[2], 1e-3 * eigen[0], 'a clear second')
+                report(f'show_embeddings(): directions vs eigenvectors of the covariance, seed '
+                       f'{seed} (relative to the largest eigenvalue)', worst, 1e-9)
+                self.assertLessEqual(worst, 1e-9)
+
+    def test_each_token_sits_on_the_map_where_its_projections_put_it(self):
+        shown, out, wte, tokens = self.view()
+        n, v = len(wte[0]), len(wte)
+        mean = [sum(row[k] for row in wte) / v for k in range(n)]
+        places = [[sum((x - mu) * dk for x, mu, dk in zip(row, mean, d)) for row in wte]
+                  for d in shown['directions']]
+        grid = [[''] * 49 for _ in range(13)]
+        for token, x, y in zip(tokens, *places):
+            col = round(48 * (x - min(places[0])) / (max(places[0]) - min(places[0])))
+            row = round(12 * (max(places[1]) - y) / (max(places[1]) - min(places[1])))
+            grid[row][col] += token
+        expected = ['│' + ''.join(cell or ' ' for cell in row) for row in grid]
+        self.assertEqual(shown['map'], expected)
+        self.assertTrue(out.endswith('\n'.join(expected) + '\n'))
+        self.assertEqual(sorted(''.join(shown['map']).replace('│', '').replace(' ', '')),
+                         sorted(tokens))  # every token on the map, none twice
+        self.assertNotEqual(shown['map'][0].strip('│ '), '')  # the most spread: top, bottom,
+        self.assertNotEqual(shown['map'][-1].strip('│ '), '')  # left and right edges
+        self.assertTrue(any(line[1] != ' ' for line in shown['map']))
+        self.assertTrue(any(len(line.rstrip()) >= 50 for line in shown['map']))
+
+    def test_the_untrained_view_is_num_steps_0_the_weights_the_run_starts_from(self):
+        """--num_steps=0 keeps the initial weights: those the same run with training starts
+        from (not random.seed(seed); init_weights(): split_docs() shuffles first)."""
+        flags = [*TINY, '--eval_docs=0', '--num_samples=0', '--eval_interval=0']
+        untrained, out = quiet(m.main, [*flags, '--num_steps=0', '--embeddings'])
+        self.assertIn('nearest:', out)
+        start, real = [], m.adam_step
+
+        def adam_step(*args):
+            if not start:
+                start.append(m.float_weights()['wte'])  # the weights before any update
+            real(*args)
+        reset()
+        with mock.patch.object(m, 'adam_step', adam_step):
+            trained, _ = quiet(m.main, [*flags, '--num_steps=2', '--embeddings'])
+        expected = [[sum(a * b for a, b in zip(r, s)) / math.hypot(*r) / math.hypot(*s)
+                     for s in start[0]] for r in start[0]]
+        worst = max(abs(a - b) for got, row in zip(untrained['embeddings']['cosines'], expected)
+                    for a, b in zip(got, row))
+        report('--num_steps=0 cosines vs those of the weights training starts from', worst,
+               EXACT_TOL)
+        self.assertLessEqual(worst, EXACT_TOL)
+        reset()
+        quiet(m.main, [*flags, '--num_steps=0'])
+        self.assertEqual(m.float_weights()['wte'], start[0])
+        self.assertNotEqual(trained['embeddings']['cosines'], untrained['embeddings']['cosines'])
+
+    def test_a_cell_that_draws_two_tokens_widens_it_and_no_token_is_lost(self):
+        tiny_model(vocab='ab', seed=1)
+        sd = m.float_weights()
+        sd['wte'][1] = list(sd['wte'][0])  # b where a is: the same place on the map
+        m.use_weights(sd)
+        shown, out = quiet(m.show_embeddings)
+        cells = ''.join(shown['map'])
+        self.assertIn('ab', cells)
+        self.assertIn('¶', cells)
+        self.assertIn('  a nearest: b +1.00 ¶ ', out)
+
+    def test_off_by_default_on_with_the_flag_after_the_samples(self):
+        flags = [*TINY, '--num_steps=1', '--eval_docs=0', '--num_samples=2', '--eval_interval=0']
+        r, out = quiet(m.main, flags)
+        self.assertNotIn('embeddings', r)
+        self.assertNotIn('nearest:', out)
+        reset()
+        r, out = quiet(m.main, [*flags, '--embeddings', '--explain=ava'])
+        self.assertEqual(r['embeddings'], quiet(m.show_embeddings)[0])
+        self.assertLess(out.index('sample  2: '), out.index(' nearest: '))
+        self.assertLess(out.index('principal directions'), out.index("explain 'ava'"))
+
+    def test_before_any_model_it_says_so(self):
+        code, out, err = launch(self, python=('-c', (
+            'import microgpt\n'
+            'try:\n    microgpt.show_embeddings()\n'
+            'except microgpt.MicrogptError as e:\n    print("refused", e.code, e)\n')))
+        self.assertEqual(code, 0, err)
+        self.assertTrue(out.startswith('refused 2 there is no model yet'), out)
 
 
 # ============================ signals: Ctrl-C and SIGTERM ============================

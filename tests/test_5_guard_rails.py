@@ -382,6 +382,28 @@ class Flags(CommandLineCase):
             self.assertEqual(line, f'microgpt: --{name} needs "=" before its value: write '
                                    f'--{name}=VALUE')
 
+    def test_embeddings_is_a_switch_refused_with_any_other_value_and_listed_in_help(self):
+        """--embeddings (issue 30), a Part 4 setting: bare it means True, as =True does;
+        misused, it gets the message every switch gets; --help lists it in Part 4."""
+        self.assertEqual(m.configure(['--embeddings']), {'embeddings': True})
+        self.assertIs(m.embeddings, True)
+        reset()
+        self.assertEqual(m.configure(['--embeddings=false']), {'embeddings': False})
+        results = self.cli(['--embeddings=3'], ['--embeddings=yes'], ['--embeddings', '3'],
+                           ['--embeddings', '--embeddings'], ['--embedding'], ['--int8=3'])
+        lines = [self.assert_clear_error(result, 2) for result in results]
+        self.assertEqual(lines[:2], ["microgpt: --embeddings takes True or False, not '3'",
+                                     "microgpt: --embeddings takes True or False, not 'yes'"])
+        self.assertEqual(lines[2], "microgpt: unknown setting '3'; see --help")  # as --int8 3
+        self.assertEqual(lines[3], 'microgpt: --embeddings is given twice; give it once')
+        self.assertEqual(lines[4], "microgpt: unknown setting '--embedding'; did you mean "
+                                   "--embeddings?")
+        self.assertEqual(lines[5], "microgpt: --int8 takes True or False, not '3'")  # the same
+        rc, out, err = run('--help')
+        self.assertEqual((rc, err), (0, ''))
+        part4 = out[out.index('\nPart 4'):]
+        self.assertRegex(part4, r'\n  --embeddings=False +after sampling: ')
+
     def test_a_repeated_flag_is_an_error_naming_it(self):
         results = self.cli(['--n_embd=8', '--n_embd=8'], ['--fused', '--fused=False'],
                            ['--prompt=a', '--n_head=2', '--prompt=b'])
