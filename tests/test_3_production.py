@@ -705,15 +705,16 @@ class Int8Files(ModelFileCase):
 
     def test_int8_never_drops_a_resumed_runs_training_state(self):
         """--int8 says how --save writes. Saving back over the run that --resume goes on with
-        would drop its training state: refused at once. Without --save it writes nothing, and
-        a later run with it still set is not refused (a notebook keeps settings)."""
+        would drop its training state: refused at once, naming the file. Without --save it
+        would do nothing: refused too (issue 28: it did nothing, silently)."""
         before = slurp(self.good)
         self.assert_refused([f'--input_file={self.words}', f'--resume={self.good}', '--int8'],
-                            '--int8 would drop the training state', repr(self.good))
+                            '--int8 saves the model in 8 bits, with no training state: give '
+                            '--save=FILE, another file than', repr(self.good))
         self.assertEqual(slurp(self.good), before)
-        code, out, err = command_line(f'--input_file={self.words}', '--int8', *TINY,
-                                      '--num_steps=0', '--num_samples=0', '--eval_docs=0')
-        self.assertEqual((code, err), (0, ''))
+        self.assert_refused([f'--input_file={self.words}', '--int8', *TINY, '--num_steps=0'],
+                            '--int8 saves the model in 8 bits, with no training state: give '
+                            '--save=FILE')
         self.assertEqual(sorted(os.listdir(self.d)), ['words.txt'])  # nothing saved
         other = os.path.join(self.d, 'q.json')  # the control: resumed, then saved elsewhere
         code, out, err = command_line(f'--input_file={self.words}', f'--resume={self.good}',

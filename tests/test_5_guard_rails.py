@@ -950,7 +950,7 @@ class SaveLoadPrompt(CommandLineCase):
         before = m.float_weights()
         zeros = [0.0] * len(m.params)
         quiet(m.save_model, self.model, {'adam': {'step': 0, 'm': zeros, 'v': zeros},
-                                         'input_crc': 0, 'input_path': self.file})
+                                         'input_crc': 0, 'input_path': self.file, 'before': 0})
         logits_before = all_logits('sophia')
         tiny_model(vocab='xyz', seed=99)  # something else entirely, replaced by the load
         self.assertIsNone(m.load_model(m.read_model(self.model, False), False))
@@ -1027,7 +1027,7 @@ class Save(CommandLineCase):
     def run_dict(self, step, n):
         zeros = [0.0] * n
         return {'adam': {'step': step, 'm': zeros, 'v': zeros}, 'input_crc': 0,
-                'input_path': self.file}
+                'input_path': self.file, 'before': 0}
 
     def test_the_file_holds_what_resuming_needs(self):
         record = []
@@ -1108,10 +1108,10 @@ class Save(CommandLineCase):
                 self.assertEqual(shlex.split(out[len(hint):]), [f'--resume={path}'])
                 _, out = quiet(m.save_model, path, self.run_dict(5, n))  # the whole run
                 self.assertEqual(out, f'saved the model to {path} at step 5 of 5\n')
-        m.int8 = True  # 8-bit: no training state, so no hint
+        m.int8 = True  # 8-bit: no training state, so no hint; the run goes on with it
         _, out = quiet(m.save_model, os.path.join(self.d, 'q.json'), self.run_dict(2, n))
         self.assertEqual(out, f'saved the model to {os.path.join(self.d, "q.json")} at step 2 '
-                              f'of 5\n')
+                              f'of 5; the run goes on with its 8-bit weights\n')
 
 
 # ======================================== files: resume =======================================
