@@ -517,6 +517,8 @@ def main(argv=()):
     results = run_training(train_docs, val_docs, run['adam'])
     if run['save']:
         save_model(run['save'], run)
+    elif run['adam']['step'] < num_steps:  # stopped, and nothing kept
+        print('not saved: with --save=FILE a stopped run is kept, to --resume it')
 
     results.update(final_losses(train_docs, val_docs))
     results.update(samples(train_docs, val_docs))
@@ -661,7 +663,7 @@ def record(log, step, loss, batch):  # a step's loss and compute; the mean of th
         log['warned'] = True
         print(f'step {step + 1}: diverges, mean loss {fmt(log["means"][-1])} > 1.5 ln('
               f'{vocab_size}) = {worse:.2f}, worse than guessing; it goes on. Lower '
-              f'--learning_rate (now {learning_rate}) or --init_std, or undo a Part 1 edit')
+              f'--learning_rate (now {learning_rate:g}) or --init_std, or undo a Part 1 edit')
 
 def progress(log, step, ms):  # step, its loss, the running mean, the latest held-out loss
     held = f' | val {fmt(log["vals"][-1][1])}' if log['vals'] else ''
@@ -763,7 +765,7 @@ def explain(text):
         top = sorted(range(vocab_size), key=lambda i: -probs[i])[:5]
         bars = ' '.join(f'{shown[i]:{wide}} {probs[i]:4.0%} {"█" * round(5 * probs[i]):5}'
                         for i in top)
-        print(f'{pos_id:3d}   {shown[token_id]:{wide}}    {shown[target_id]:{wide}}  '
+        print(f'{pos_id:3d}   {shown[token_id]:{wide}}    {shown[target_id]:{wide}}   '
               f'{probs[target_id]:7.4f} {fmt(loss, 3):>6} | {bars}')
         print(f'{"reads":>21}', *(f'{shown[i]:{wide}}' for i in tokens[:pos_id + 1]))
         for h, weights in enumerate(attention):

@@ -585,6 +585,21 @@ class Divergence(InTempDir):
         self.assertLessEqual(max(len(line) for line in out.splitlines()
                                  if 'diverges' not in line), 100)
 
+    def test_every_figure_of_a_diverged_run_prints_short(self):
+        """Issue 28: --learning_rate=1e6 printed '(1269311798948187340800.000 bits/char)'. A run
+        that diverges without reaching inf: every figure it prints (the losses, bits per
+        character, explain's losses and mean) in one format, at most 4 decimals, short when
+        huge."""
+        r, out = quiet(m.main, [f'--input_file={self.file}', *TINY, '--learning_rate=1e6',
+                                '--num_steps=8', '--num_samples=1', '--explain=ava'])
+        self.assertGreater(r['val_loss'], 1e10)  # huge, and finite
+        long = re.findall(r'\d{6,}\.\d+|\.\d{5,}', out)
+        print(f'  a diverged run: {out.count("e+")} figures in e-notation, too long: {long}')
+        self.assertEqual(long, [])
+        val = re.search(r'(?m)^val loss (\S+) \((\S+) bits/char\)', out)
+        self.assertEqual(val.groups(), (f'{r["val_loss"]:.3g}', f'{r["val_bits_per_char"]:.3g}'))
+        self.assertRegex(out, r'mean loss \d\.\d+e\+\d+ over 4 predictions')
+
     def test_a_nan_loss_stops_with_one_line_and_exit_1(self):
         code, out, err = launch(self, f'--input_file={self.file}', '--learning_rate=1e300',
                                 '--num_steps=50', *TINY, cwd=self.d)
@@ -829,6 +844,33 @@ class FinalEvaluation(InTempDir):
         at = lines.index('evaluating 4 held-out docs and as many train docs ...')
         self.assertTrue(lines[at + 1].startswith(f'val loss {fmt4(r["val_loss"])} ('), out)
         self.assertIn(f'| train loss {fmt4(r["train_loss"])}', lines[at + 1])
+
+    def test_a_long_evaluation_shows_its_progress_as_training_does(self):
+        """Issue 28: the final evaluation printed one line, then nothing, however long it took
+        (minutes at larger widths). A clock that moves 1 s each time it is read: a line
+        whenever 5 s have passed, whole, with the docs done of all, in each evaluation; Part 1's
+        evaluate() (--no_grad=False) too. The figures are those of evaluate() without it."""
+        for no_grad in (True, False):
+            with self.subTest(no_grad=no_grad):
+                tiny_model(f'--no_grad={no_grad}', vocab=VOCAB, seed=4)
+                clock = itertools.count()
+                with mock.patch.object(m, 'time', types.SimpleNamespace(time=lambda: next(clock))):
+                    r, out = quiet(m.final_losses, WORDS, WORDS[::-1])
+                self.assertEqual((r['val_loss'], r['train_loss']),
+                                 (m.evaluate(WORDS[::-1]), m.evaluate(WORDS)))
+                lines = out.splitlines()
+                self.assertEqual(lines[0], f'evaluating {len(WORDS)} held-out docs and as many '
+                                           f'train docs ...')
+                self.assertTrue(lines[-1].startswith('val loss '))
+                done = [re.fullmatch(r'docs +(\d+)/(\d+) scored', line) for line in lines[1:-1]]
+                self.assertTrue(all(done), lines)
+                counts = [int(d[1]) for d in done]
+                print(f'  no_grad={no_grad}: {len(done)} lines of progress, at {counts}')
+                self.assertEqual({d[2] for d in done}, {str(len(WORDS))})
+                starts = [i for i, c in enumerate(counts) if i == 0 or c < counts[i - 1]]
+                self.assertEqual(len(starts), 2)  # held-out docs, then as many train docs
+                self.assertTrue(all(0 < c < len(WORDS) for c in counts))
+                self.assertGreaterEqual(len(done), 2 * (len(WORDS) // 6) - 2)
 
     def test_fewer_held_out_docs_than_eval_docs_are_all_scored_and_none_says_nothing(self):
         random.seed(m.seed)
@@ -1138,6 +1180,31 @@ microgpt.command_line(sys.argv[3:])
 class CtrlCAndSigterm(InTempDir):
     """Ctrl-C or SIGTERM during training stops it after the step; the run goes on, and a saved
     run resumes exactly."""
+
+    def test_a_stop_without_save_says_nothing_was_kept_and_how_to_keep_it(self):
+        """Issue 28: Ctrl-C without --save ended with nothing saved and no word about it. A
+        stop at step 3 of 20, without --save: one line says so and how to keep a stopped run;
+        with --save it is saved and the line is not there, nor after a whole run."""
+        real_train = m.train
+
+        def train(*args):  # Ctrl-C during step 3
+            for step, loss, batch in real_train(*args):
+                if step + 1 == 3:
+                    os.kill(os.getpid(), signal.SIGINT)
+                yield step, loss, batch
+        flags = [f'--input_file={self.file}', *TINY, '--num_steps=20', '--eval_docs=2',
+                 '--num_samples=0']
+        note = 'not saved: with --save=FILE a stopped run is kept, to --resume it\n'
+        for more, stop in (([], True), ([f'--save={self.model}'], True), ([], False)):
+            with self.subTest(more=more, stop=stop):
+                reset()
+                with mock.patch.object(m, 'train', train if stop else real_train):
+                    _, out = quiet(m.main, flags + more)
+                self.assertEqual('stopped by SIGINT at step 3\n' in out, stop)
+                self.assertEqual(note in out, stop and not more, out)
+                if more:
+                    self.assertIn(f'saved the model to {self.model} at step 3 of 20', out)
+        print(f'  stopped, without --save: {note.strip()!r}')
 
     def test_a_worker_that_dies_is_an_error_not_a_hang(self):
         tiny_model('--num_steps=50', '--batch_size=4', '--workers=2', '--eval_interval=0')
