@@ -320,8 +320,8 @@ def float_weights():  # state_dict as plain floats: gpt() builds no graph
 def sample(sd=None):
     return part1_sample(float_weights() if part2 and no_grad and sd is None else sd)
 
-def evaluate(docs, each=iter):  # sorted, a doc often starts as the one before; each: passes
-    if not (part2 and no_grad):  # on the docs in the order read (Part 4's shows progress)
+def evaluate(docs, each=iter):  # sorted, a doc often starts as the one before
+    if not (part2 and no_grad):  # each(docs) passes them on; Part 4's shows progress
         return part1_evaluate(each(docs))
     sd = float_weights()
     keys, values = empty_cache()
@@ -573,7 +573,7 @@ def setup(argv):  # -> the run: its flags, documents, Adam's state, where it sav
             'save': given.get('save', save) or resuming,  # a resumed run saves to its file
             'input_crc': zlib.crc32(text.replace('\r\n', '\n').encode('utf-8')),
             'input_path': path, 'explain': given.get('explain'),
-            'before': blob.get('steps', adam['step']) - adam['step']}  # steps of earlier runs
+            'before': blob.get('steps', adam['step']) - adam['step']}  # earlier runs' steps
 
 def describe(run):  # what the run starts from
     if run['resumed']:
@@ -589,11 +589,12 @@ def spread(docs, n):  # n docs, evenly spread: fair, whatever their order
 def prove_part2(train_docs, val_docs):  # before training: see self_check()
     diffs, fd, n = self_check(train_docs[0], sorted(spread(val_docs, 10), key=len)[:2])
     worst = max(diffs, key=diffs.get)
-    if diffs[worst] > 1e-9:  # fused nodes make the loss and gradients; plain floats, evaluate()
-        off = {'no_grad' if k == 'held-out loss' else 'fused' for k in diffs if diffs[k] > 1e-9}
+    if diffs[worst] > 1e-9:  # fused nodes make the loss and gradients; no_grad the held-out loss
+        off = {'--no_grad=False' if what == 'held-out loss' else '--fused=False'
+               for what, diff in diffs.items() if diff > 1e-9}  # the narrowest switches
         fail(f'Part 2 and Part 1 differ in the {worst} by {diffs[worst]:.1e} (relative; 1e-9 '
-             f'allowed): Part 1 was probably edited; {" ".join(f"--{s}=False" for s in sorted(off))}'
-             f' or --part2=False trains with it as written')
+             f'allowed): Part 1 was probably edited; {" ".join(sorted(off))} or --part2=False '
+             f'trains with it as written')
     same = f'Part 2 equals Part 1 to {diffs[worst]:.0e}' if part2 else 'Part 2 is off'
     note = ': not the chain rule' if fd >= 1e-5 else '' if n else ': no weight has a gradient'
     print(f'check: {same}, backprop equals finite differences to {fd:.0e} on {n} weights{note}')
@@ -717,7 +718,7 @@ def final_losses(train_docs, val_docs):  # on up to eval_docs of each side
     print(f'val loss {fmt(val_loss)} ({fmt(bits, 3)} bits/char) | train loss {fmt(train_loss)}')
     return {'val_loss': val_loss, 'train_loss': train_loss, 'val_bits_per_char': bits}
 
-def reported(docs):  # yields docs; a line every 5 s, as training shows its progress
+def reported(docs):  # yields the docs; a line every 5 s, as in training
     clock = time.time()
     for i, doc in enumerate(docs):
         if time.time() - clock > 5:
@@ -725,14 +726,14 @@ def reported(docs):  # yields docs; a line every 5 s, as training shows its prog
             print(f'docs {i:5d}/{len(docs)} scored', flush=True)
         yield doc
 
-def samples(train_docs, val_docs):  # new docs; how many distinct ones copy a real one
+def samples(train_docs, val_docs):  # new docs; how many copy a real one
     random.seed(seed)  # so the samples depend only on the weights and the seed
     docs = [sample() for _ in range(num_samples)]
     for i, doc in enumerate(docs, 1):
         cut = '…' if len(encode(doc)) > block_size + 1 else ''  # cut (with merges: about)
         print(f'sample {i:2d}: {doc + cut if doc else "(empty)"}')
     distinct, train_set, val_set = set(docs), set(train_docs), set(val_docs)
-    copies, held = len(distinct & train_set), len(distinct & val_set)  # held: never trained on
+    copies, held = len(distinct & train_set), len(distinct & val_set)
     if docs:  # a model that only generalises copies each side as often as its size says
         expect = copies * len(val_set) / len(train_set)
         print(f'{len(distinct)} distinct samples | copies among them: {copies} train, {held} '
@@ -744,7 +745,7 @@ def explain(text):
     """Show the model reading text: at each position the next token's probability and loss,
     the top 5 guesses, each head's attention. -> rows of {'probs', 'loss', 'attention'}."""
     shown = [c.replace(' ', '·') if c.isprintable() else '¤' for c in chars] + ['¶']
-    wide = max(map(len, shown))  # a merged token is wider than one character: columns as wide
+    wide = max(map(len, shown))  # merged tokens are wider: columns as wide
     tokens = encode(text)
     print(f'explain {text!r} (¶ is BOS, the start or the end; · a space; ¤ another invisible)')
     if len(tokens) - 1 > block_size:
@@ -945,7 +946,7 @@ def setup(argv):  # Part 4's, then the checks that need its text, its model or i
     if state.get('input_crc', run['input_crc']) != run['input_crc']:
         fail(f'{path!r} is not the text that {model_file!r} was trained on (it changed?): give '
              f'that --input_file, or --load to start a new schedule on this one')
-    if int8 and run['save'] in ('', run['resumed']):  # 8-bit: a copy with no training state
+    if int8 and run['save'] in ('', run['resumed']):  # no training state
         fail(f'--int8 saves the model in 8 bits, with no training state: give --save=FILE'
              f'{f", another file than {model_file!r}" * bool(run["resumed"])}')
     if run['save']:
