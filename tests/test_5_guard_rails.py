@@ -1083,8 +1083,8 @@ class Save(CommandLineCase):
         self.assertEqual(len(record), steps)
         blob = json.loads(slurp(self.model))
         training = blob['training']
-        self.assertEqual(sorted(training), ['input_crc', 'input_file', 'm', 'random_state',
-                                            'settings', 'step', 'v'])
+        self.assertEqual(sorted(training), ['input_crc', 'input_file', 'losses', 'm',
+                                            'random_state', 'settings', 'step', 'v'])
         self.assertEqual(training['step'], steps)
         self.assertEqual(training['settings'], {
             'num_steps': steps, 'batch_size': 2, 'learning_rate': 0.02, 'beta1': 0.8,
@@ -1237,6 +1237,11 @@ class Resume(CommandLineCase):
         val = re.compile(r'(?m)^val loss .*$')
         samples = re.compile(r'(?m)^sample .*$')
         self.assertEqual(val.findall(out_resumed), val.findall(out_whole))
+        # issue 28: the running mean (of the last 100 losses) goes on where it stopped
+        line = re.compile(r'(?m)^step +(\d+)/\d+ \| loss (\S+) \| mean (\S+) ')
+        after = line.findall(out_resumed)
+        self.assertEqual(after[0][0], str(k + 2))
+        self.assertEqual(after, [s for s in line.findall(out_whole) if int(s[0]) > k + 1])
         self.assertEqual(len(samples.findall(out_whole)), 3)
         self.assertEqual(samples.findall(out_resumed), samples.findall(out_whole))
 
@@ -1439,6 +1444,8 @@ class HostileModelFiles(CommandLineCase):
             'step missing': training(step=DROP), 'step as text': training(step='5'),
             'step a decimal': training(step=5.0), 'step a bool': training(step=True),
             'step negative': training(step=-1), 'step beyond num_steps': training(step=6),
+            'losses a number': training(losses=2.5), 'losses holding NaN': training(
+                losses=[math.nan]), 'losses 101': training(losses=[2.5] * 101),
             'step beyond the steps in all': ('--resume', model(steps=4)),
             'm missing': training(m=DROP), 'v missing': training(v=DROP),
             'm a number': training(m=5), 'v a text': training(v='AAAA'),
