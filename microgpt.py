@@ -321,7 +321,7 @@ def sample(sd=None):
     return part1_sample(float_weights() if part2 and no_grad and sd is None else sd)
 
 def evaluate(docs, each=iter):  # sorted, a doc often starts as the one before
-    if not (part2 and no_grad):  # each(docs) passes them on; Part 4's shows progress
+    if not (part2 and no_grad):  # each(docs): the docs as read; a caller may show progress
         return part1_evaluate(each(docs))
     sd = float_weights()
     keys, values = empty_cache()

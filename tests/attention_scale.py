@@ -73,8 +73,9 @@ def main(argv):
         qk_std, head_dim, rows = measure(n_embd, names)
         for scaled, r in rows.items():
             scale = '1/sqrt(head_dim)' if scaled else 'none'
-            print(f'| {n_embd} | {head_dim} | {qk_std:.3f} | {scale} | {r["logit std"]:.3f} | {r["max weight"]:.3f} ({r["uniform max"]:.3f}) '
-                  f'| {r["entropy share"]:.4f} |')
+            peak = f'{r["max weight"]:.3f} ({r["uniform max"]:.3f})'
+            print(f'| {n_embd} | {head_dim} | {qk_std:.3f} | {scale} | {r["logit std"]:.3f} '
+                  f'| {peak} | {r["entropy share"]:.4f} |')
 
 
 if __name__ == '__main__':

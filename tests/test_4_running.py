@@ -1554,7 +1554,8 @@ class IDLEShell(InTempDir):
                 self.assertRegex(w, STEP_LINE.pattern.replace('$', r'\Z'))
                 self.assertEqual(writes[i + 1], '\n')
         self.assertTrue(text.splitlines()[0].endswith('part2=True'))
-        self.assertRegex(text, r'\nsample  1: .*\nsample  2: .*\n\d distinct samples \| copies among them: .* '
+        self.assertRegex(text, r'\nsample  1: .*\nsample  2: .*\n\d distinct samples \| '
+                               r'copies among them: .* '
                                r'if it only generalised\)\n\Z')  # it ends with the samples
 
     def test_a_bug_inside_the_run_shows_python_s_own_traceback(self):

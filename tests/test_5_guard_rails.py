@@ -1045,7 +1045,8 @@ class Save(CommandLineCase):
                     os.kill(os.getpid(), signal.SIGINT)
                 yield step, loss, batch
         runs = [([*TINY, '--num_steps=5', f'--save={a}'], 'at step 5 of 5\n', 5),
-                ([f'--load={a}', '--num_steps=3', f'--save={b}'], 'at step 3 of 3, 8 steps in all\n', 8),
+                ([f'--load={a}', '--num_steps=3', f'--save={b}'],
+                 'at step 3 of 3, 8 steps in all\n', 8),
                 ([f'--load={b}', '--num_steps=0', '--int8', f'--save={q}'],
                  'at step 0 of 0, 8 steps in all; the run goes on with its 8-bit weights\n', 8),
                 ([f'--load={q}', '--num_steps=4', f'--save={c}'],
