@@ -613,8 +613,8 @@ def run_training(train_docs, val_docs, adam):
     """Part 1's train(), shown: a line every tenth of the run (or 5 s), the held-out loss
     every eval_interval steps, a chart, the compute. Ctrl-C stops it between two steps."""
     start = adam['step']
-    earlier = adam.get('losses', [])  # resumed: its last losses
-    log = {'losses': earlier[:], 'means': [], 'vals': [], 'flops': 0, 'tokens': 0, 'warned': False}
+    earlier = len(adam.setdefault('losses', []))  # resumed: its last losses, for the mean
+    log = dict(losses=adam['losses'], means=[], vals=[], flops=0, tokens=0, warned=False)
     eval_set = spread(val_docs, eval_iters)
     n = min(workers, batch_size) if 'fork' in multiprocessing.get_all_start_methods() else 1
     started = shown = time.time()
@@ -639,7 +639,6 @@ def run_training(train_docs, val_docs, adam):
 
     if not all(math.isfinite(p.data) for p in params):
         fail(f'the weights became nan or inf at step {adam["step"]}: lower --learning_rate', 1)
-    adam['losses'] = log['losses'][-100:]  # what --resume needs for the running mean
     if len(log['means']) > 1:
         print('\n'.join(chart({'·': list(enumerate(log['means'], start + 1)), 'o': log['vals']})))
         held = f'   o held-out loss ({len(eval_set)} docs)' if log['vals'] else ''
@@ -650,7 +649,7 @@ def run_training(train_docs, val_docs, adam):
         rate = f' = {log["flops"] / seconds:.3g} FLOP/s' if seconds > 0 else ''
         print(f'compute: {log["flops"]:.3g} FLOPs in {seconds:.1f} s{rate} | {log["tokens"]} '
               f'tokens | {epochs:.3g} epochs')
-    return {'losses': log['losses'][len(earlier):], 'vals': log['vals'], 'flops': log['flops'],
+    return {'losses': log['losses'][earlier:], 'vals': log['vals'], 'flops': log['flops'],
             'seconds': seconds, 'tokens': log['tokens'], 'epochs': epochs}
 
 def record(log, step, loss, batch):  # a step's loss and compute; the mean of the last 100
@@ -793,7 +792,7 @@ def save_model(path, run):  # via a temp file, flushed, then renamed: never half
             'step': adam['step'], 'settings': {k: globals()[k] for k in RUN},
             'input_crc': run['input_crc'], 'input_file': os.path.abspath(run['input_path']),
             'random_state': random.getstate(), 'm': adam['m'], 'v': adam['v'],
-            'losses': adam.get('losses', [])}
+            'losses': adam.get('losses', [])[-100:]}  # for the running mean
     tmp = f'{path}.tmp{os.getpid()}'
     try:
         with open(tmp, 'w', encoding='utf-8') as f:

@@ -386,7 +386,7 @@ MUTANTS = [  # (what it breaks, text in microgpt.py, replacement, the tests to r
      "'before': blob.get('steps', adam['step']) - adam['step']}", "'before': 0}",
      'test_5_guard_rails.Save'),
     ('a resumed run starts its running mean anew',
-     "adam['losses'] = log['losses'][-100:]", "adam['losses'] = []", 'test_5_guard_rails.Resume'),
+     "'losses': adam.get('losses', [])[-100:]}", "'losses': []}", 'test_5_guard_rails.Resume'),
     ('a model file with any last losses is taken',
      "numbers(last, (min(len(last), 100) if type(last) is list else 0,), f'{bad} its losses')",
      'pass', 'test_5_guard_rails.HostileModelFiles'),
