@@ -319,15 +319,15 @@ def float_weights():  # state_dict as plain floats: gpt() builds no graph
 def sample(sd=None):
     return part1_sample(float_weights() if part2 and no_grad and sd is None else sd)
 
-def evaluate(docs):  # sorted, a doc often starts as the one before
-    if not (part2 and no_grad):
-        return part1_evaluate(docs)
+def evaluate(docs, each=iter):  # sorted, a doc often starts as the one before
+    if not (part2 and no_grad):  # each(docs): the docs as read; a caller may show progress
+        return part1_evaluate(each(docs))
     sd = float_weights()
     keys, values = empty_cache()
     logits = []  # per position fed: what a shared start computed, as keys, values
     fed = []
     losses = []
-    for doc in sorted(docs) if prefix_cache else docs:
+    for doc in each(sorted(docs) if prefix_cache else docs):
         tokens = encode(doc)[:block_size + 1]  # block_size predictions at most
         shared = len(os.path.commonprefix([tokens[:-1], fed])) if prefix_cache else 0
         for cache in keys + values + [logits]:  # keep the shared start's work
@@ -472,6 +472,8 @@ def main(argv=()):
     results = run_training(train_docs, val_docs, run['adam'])
     if run['save']:
         save_model(run['save'], run)
+    elif run['adam']['step'] < num_steps:  # stopped, and nothing kept
+        print('not saved: with --save=FILE a stopped run is kept, to --resume it')
 
     results.update(final_losses(train_docs, val_docs))
     results.update(samples(train_docs, val_docs))
@@ -509,7 +511,8 @@ def setup(argv):  # -> the run: its flags, documents, Adam's state, where it sav
     given = configure(argv)
     resuming = given.get('resume', resume)
     model_file = given.get('load', load) or resuming
-    state = load_model(read_model(model_file, resuming), resuming) if model_file else None
+    blob = read_model(model_file, resuming) if model_file else {}
+    state = load_model(blob, resuming) if model_file else None
     path = state['input_file'] if state and 'input_file' not in given else input_file
     beside = os.path.join(os.path.dirname(globals().get('__file__', '')), path)
     path = path if os.path.exists(path) or not os.path.exists(beside) else beside
@@ -527,7 +530,8 @@ def setup(argv):  # -> the run: its flags, documents, Adam's state, where it sav
     adam = state or {'step': 0, 'm': [0.0] * len(params), 'v': [0.0] * len(params)}
     return {'given': given, 'train_docs': train_docs, 'val_docs': val_docs, 'adam': adam,
             'model_file': model_file, 'resumed': resuming, 'save': saving,
-            'input_crc': zlib.crc32(text.encode('utf-8')), 'input_path': needed and path}
+            'input_crc': zlib.crc32(text.encode('utf-8')), 'input_path': needed and path,
+            'before': blob.get('steps', adam['step']) - adam['step']}  # earlier runs' steps
 
 def describe(run):  # what the run starts from
     if run['resumed']:
@@ -543,9 +547,12 @@ def spread(docs, n):  # n docs, evenly spread: fair, whatever their order
 def prove_part2(train_docs, val_docs):  # before training: see self_check()
     diffs, fd, n = self_check(train_docs[0], sorted(spread(val_docs, 10), key=len)[:2])
     worst = max(diffs, key=diffs.get)
-    if diffs[worst] > 1e-9:
+    if diffs[worst] > 1e-9:  # fused nodes make the loss and gradients; no_grad the held-out loss
+        off = {'--no_grad=False' if what == 'held-out loss' else '--fused=False'
+               for what, diff in diffs.items() if diff > 1e-9}  # the narrowest switches
         fail(f'Part 2 and Part 1 differ in the {worst} by {diffs[worst]:.1e} (relative; 1e-9 '
-             f'allowed): Part 1 was probably edited; --part2=False trains with it as written')
+             f'allowed): Part 1 was probably edited; {" ".join(sorted(off))} or --part2=False '
+             f'trains with it as written')
     same = f'Part 2 equals Part 1 to {diffs[worst]:.0e}' if part2 else 'Part 2 is off'
     note = ': not the chain rule' if fd >= 1e-5 else '' if n else ': no weight has a gradient'
     print(f'check: {same}, backprop equals finite differences to {fd:.0e} on {n} weights{note}')
@@ -557,14 +564,15 @@ def train_flops(T):  # to train on a doc of T predicted tokens (tests/README.md)
     attention = n_layer * n * T * (T + 1)  # q.k, w.v: 2n a read, T(T+1)/2 reads
     return 6 * (weights * T + attention)  # 2 FLOPs a multiply-add; backward 2x
 
-def fmt(loss):  # four decimals; huge ones short: 1.2e+21
-    return f'{loss:.4f}' if abs(loss) < 1e4 else f'{loss:.3g}'
+def fmt(x, places=4):  # every figure: four decimals; huge ones short: 1.2e+21
+    return f'{x:.{places}f}' if abs(x) < 1e4 else f'{x:.3g}'
 
 def run_training(train_docs, val_docs, adam):
     """Part 1's train(), shown: a line every tenth of the run (or 5 s), the held-out loss
     every eval_interval steps, a chart, the compute. Ctrl-C stops it between two steps."""
     start = adam['step']
-    log = {'losses': [], 'means': [], 'vals': [], 'flops': 0, 'tokens': 0, 'warned': False}
+    earlier = len(adam.setdefault('losses', []))  # resumed: its last losses, for the mean
+    log = dict(losses=adam['losses'], means=[], vals=[], flops=0, tokens=0, warned=False)
     eval_set = spread(val_docs, eval_iters)
     started = shown = time.time()
     eval_time = 0.0
@@ -598,7 +606,7 @@ def run_training(train_docs, val_docs, adam):
         rate = f' = {log["flops"] / seconds:.3g} FLOP/s' if seconds > 0 else ''
         print(f'compute: {log["flops"]:.3g} FLOPs in {seconds:.1f} s{rate} | {log["tokens"]} '
               f'tokens | {epochs:.3g} epochs')
-    return {'losses': log['losses'], 'vals': log['vals'], 'flops': log['flops'],
+    return {'losses': log['losses'][earlier:], 'vals': log['vals'], 'flops': log['flops'],
             'seconds': seconds, 'tokens': log['tokens'], 'epochs': epochs}
 
 def record(log, step, loss, batch):  # a step's loss and compute; the mean of the last 100
@@ -614,7 +622,7 @@ def record(log, step, loss, batch):  # a step's loss and compute; the mean of th
         log['warned'] = True
         print(f'step {step + 1}: diverges, mean loss {fmt(log["means"][-1])} > 1.5 ln('
               f'{vocab_size}) = {worse:.2f}, worse than guessing; it goes on. Lower '
-              f'--learning_rate (now {learning_rate}) or --init_std, or undo a Part 1 edit')
+              f'--learning_rate (now {learning_rate:g}) or --init_std, or undo a Part 1 edit')
 
 def progress(log, step, ms):  # step, its loss, the running mean, the latest held-out loss
     held = f' | val {fmt(log["vals"][-1][1])}' if log['vals'] else ''
@@ -659,11 +667,19 @@ def final_losses(train_docs, val_docs):  # on up to eval_docs of each side
     if not held_out:
         return {}
     print(f'evaluating {len(held_out)} held-out docs and as many train docs ...', flush=True)
-    val_loss = evaluate(held_out)
-    train_loss = evaluate(train_docs[:len(held_out)])  # shuffled: fair already
+    val_loss = evaluate(held_out, reported)
+    train_loss = evaluate(train_docs[:len(held_out)], reported)  # shuffled: fair already
     bits = bits_per_char(val_loss, held_out)
-    print(f'val loss {fmt(val_loss)} ({bits:.3f} bits/char) | train loss {fmt(train_loss)}')
+    print(f'val loss {fmt(val_loss)} ({fmt(bits, 3)} bits/char) | train loss {fmt(train_loss)}')
     return {'val_loss': val_loss, 'train_loss': train_loss, 'val_bits_per_char': bits}
+
+def reported(docs):  # yields the docs; a line every 5 s, as in training
+    clock = time.time()
+    for i, doc in enumerate(docs):
+        if time.time() - clock > 5:
+            clock = time.time()
+            print(f'docs {i:5d}/{len(docs)} scored', flush=True)
+        yield doc
 
 def samples(train_docs, val_docs):  # new docs; how many copy a real one
     random.seed(seed)  # so the samples depend only on the weights and the seed
@@ -672,13 +688,12 @@ def samples(train_docs, val_docs):  # new docs; how many copy a real one
         cut = '…' if len(encode(doc)) > block_size + 1 else ''  # cut (with merges: about)
         shown = ''.join(c if c.isprintable() else ascii(c)[1:-1] for c in doc)
         print(f'sample {i:2d}: {shown + cut or "(empty)"}')
-    train_set, val_set = set(train_docs), set(val_docs)
-    copies = sum(doc in train_set for doc in docs)
-    held = sum(doc in val_set for doc in docs)  # real, never trained on
+    distinct, train_set, val_set = set(docs), set(train_docs), set(val_docs)
+    copies, held = len(distinct & train_set), len(distinct & val_set)
     if docs and train_set:  # a model that only generalises copies each side as its size says
         expect = copies * len(val_set) / len(train_set)
-        print(f'{len(set(docs))} distinct | copies: {copies} train, {held} held-out '
-              f'({expect:.1f} if it only generalised)')
+        print(f'{len(distinct)} distinct samples | copies among them: {copies} train, {held} '
+              f'held-out ({expect:.1f} if it only generalised)')
     return {'samples': docs, 'train_copies': copies, 'held_out_copies': held}
 
 # --- explain(): the model reading a text; show_embeddings(): what wte learned -
@@ -686,12 +701,13 @@ def explain(text):
     """Show the model reading text: at each position the next token's probability and loss,
     the top 5 guesses, each head's attention. -> rows of {'probs', 'loss', 'attention'}."""
     shown = [c.replace(' ', '·') if c.isprintable() else '¤' for c in chars] + ['¶']
+    wide = max(map(len, shown))  # merged tokens are wider: columns as wide
     tokens = encode(text)
     print(f'explain {text!r} (¶ is BOS, the start or the end; · a space; ¤ another invisible)')
     if len(tokens) - 1 > block_size:
         print(f'the context holds {block_size} positions: this explains its first {block_size}')
         tokens = tokens[:block_size + 1]
-    print('pos read next  p(next)   loss | top 5 guesses')
+    print(f'pos read{" " * (wide - 1)} next{" " * (wide - 1)}  p(next)   loss | top 5 guesses')
     sd = float_weights()
     keys, values = empty_cache()
     rows = []
@@ -704,16 +720,17 @@ def explain(text):
         loss = cross_entropy(logits, target_id)
         rows.append({'probs': probs, 'loss': loss, 'attention': attention})
         top = sorted(range(vocab_size), key=lambda i: -probs[i])[:5]
-        bars = ' '.join(f'{shown[i]} {probs[i]:4.0%} {"█" * round(5 * probs[i]):5}' for i in top)
-        print(f'{pos_id:3d}   {shown[token_id]}    {shown[target_id]}  '
-              f'{probs[target_id]:7.4f} {loss:6.3f} | {bars}')
-        print(f'{"reads":>21}', *(shown[i] for i in tokens[:pos_id + 1]))
+        bars = ' '.join(f'{shown[i]:{wide}} {probs[i]:4.0%} {"█" * round(5 * probs[i]):5}'
+                        for i in top)
+        print(f'{pos_id:3d}   {shown[token_id]:{wide}}    {shown[target_id]:{wide}}   '
+              f'{probs[target_id]:7.4f} {fmt(loss, 3):>6} | {bars}')
+        print(f'{"reads":>21}', *(f'{shown[i]:{wide}}' for i in tokens[:pos_id + 1]))
         for h, weights in enumerate(attention):
-            shades = ' '.join(' ░▒▓█'[round(4 * w)] for w in weights)
+            shades = ' '.join(f'{" ░▒▓█"[round(4 * w)]:{wide}}' for w in weights)
             print(f'{f"layer {h // n_head} head {h % n_head}":>21} {shades}')
     total = sum(row['loss'] for row in rows)  # -log p(text): p(next) multiplied
-    print(f'mean loss {total / len(rows):.4f} over {len(rows)} predictions | '
-          f'p(text) = exp(-{total:.3f}) = {math.exp(-total):.3g}')
+    print(f'mean loss {fmt(total / len(rows))} over {len(rows)} predictions | '
+          f'p(text) = exp(-{fmt(total, 3)}) = {math.exp(-total):.3g}')
     return rows
 
 def show_embeddings():  # each token's 4 nearest by cosine; a map of wte's rows
@@ -744,14 +761,16 @@ RUN = ('num_steps', 'batch_size', 'learning_rate', 'beta1', 'beta2', 'eps', 'see
 
 def save_model(path, run):  # via a temp file, flushed, then renamed: never half a file
     adam = run['adam']
+    steps = run['before'] + adam['step']  # every step that made these weights
     weights = {k: quantize(w) if int8 else w for k, w in float_weights().items()}
     blob = {'config': {k: globals()[k] for k in SHAPE}, 'chars': chars[:-len(merges) or None],
-            'merges': list(merges), 'int8': int8, 'state_dict': weights}
+            'merges': list(merges), 'int8': int8, 'steps': steps, 'state_dict': weights}
     if not int8:  # what --resume needs: the run's settings, its text, Adam, the random state
         blob['training'] = {
             'step': adam['step'], 'settings': {k: globals()[k] for k in RUN},
             'input_crc': run['input_crc'], 'input_file': os.path.abspath(run['input_path']),
-            'random_state': random.getstate(), 'm': adam['m'], 'v': adam['v']}
+            'random_state': random.getstate(), 'm': adam['m'], 'v': adam['v'],
+            'losses': adam.get('losses', [])[-100:]}  # for the running mean
     tmp = f'{path}.tmp{os.getpid()}'
     try:
         with open(tmp, 'w', encoding='utf-8') as f:
@@ -764,8 +783,12 @@ def save_model(path, run):  # via a temp file, flushed, then renamed: never half
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
+    if int8:  # from here on, the run evaluates and samples the weights as saved
+        use_weights({k: dequantize(w) for k, w in weights.items()})
     more = f'; go on with --resume={shlex.quote(path)}' if adam['step'] < num_steps else ''
-    print(f'saved the model to {path} at step {adam["step"]} of {num_steps}{more * (not int8)}')
+    more = '; the run goes on with its 8-bit weights' if int8 else more
+    print(f'saved the model to {path} at step {adam["step"]} of {num_steps}'
+          f'{f", {steps} steps in all" * (steps != adam["step"])}{more}')
 
 def read_model(path, resuming):  # -> what save_model() wrote
     return json.loads(read_text(path, 'model file', '--resume' if resuming else '--load'))
@@ -902,8 +925,9 @@ def setup(argv):  # Part 4's, then the checks that need its text, its model or i
     if run['adam'].get('input_crc', run['input_crc']) != run['input_crc']:
         fail(f'{path!r} is not the text that {model_file!r} was trained on (it changed?): give '
              f'that --input_file, or --load to start a new schedule on this one')
-    if int8 and run['resumed'] and run['save'] == run['resumed']:  # 8-bit: no training state
-        fail(f'--int8 would drop the training state of {model_file!r}: give --save=ANOTHER.json')
+    if int8 and run['save'] in ('', run['resumed']):  # no training state
+        fail(f'--int8 saves the model in 8 bits, with no training state: give --save=FILE'
+             f'{f", another file than {model_file!r}" * bool(run["resumed"])}')
     if run['save']:
         check_save_path(run['save'])
     if path and not run['train_docs']:  # a text was read
@@ -955,6 +979,8 @@ def read_model(path, resuming):  # Part 4's, each field checked; -> the model, a
     if not earlier or len(set(vocab)) < len(vocab) or len(set(map(tuple, pairs))) < len(pairs):
         fail(f'{bad} its chars must be distinct single characters; its merges, distinct pairs '
              f'of earlier token ids')
+    if type(blob.get('steps', 0)) is not int or blob.get('steps', 0) < 0:
+        fail(f'{bad} its steps must be a whole number, 0 or more')
     if type(training) is not dict:
         fail(f'{path!r} holds no training state (8-bit, or saved by an older microgpt): '
              f'--load starts a new schedule from its weights')
@@ -987,12 +1013,15 @@ def read_model(path, resuming):  # Part 4's, each field checked; -> the model, a
         return checked
 
     kinds = [type(training.get(k)) for k in ('step', 'input_crc', 'input_file')]
-    if kinds != [int, int, str] or not 0 <= training['step'] <= num_steps:
+    step = training.get('step')
+    if kinds != [int, int, str] or not 0 <= step <= min(num_steps, blob.get('steps', step)):
         fail(f'{bad} it needs a step from 0 to num_steps={num_steps}, input_crc, input_file')
     n_params = sum(rows * cols for rows, cols in shapes().values())
     m, v = (numbers(training.get(k), (n_params,), f"{bad} Adam's {k}") for k in 'mv')
     if min(v) < 0:
         fail(f"{bad} Adam's v cannot be negative")
+    last = training.get('losses', [])  # older files have none: the mean starts anew
+    numbers(last, (min(len(last), 100) if type(last) is list else 0,), f'{bad} its losses')
     try:
         state = training.get('random_state')
         random.Random().setstate((state[0], tuple(state[1]), state[2]))  # which checks it

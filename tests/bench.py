@@ -539,7 +539,7 @@ def save_cost(rounds=40):
     with tempfile.TemporaryDirectory() as d:
         full, alone = os.path.join(d, 'full.json'), os.path.join(d, 'alone.json')
         crc = zlib.crc32(m.read_text(INPUT).encode('utf-8'))
-        state = {'adam': adam, 'input_crc': crc, 'input_path': INPUT}
+        state = {'adam': adam, 'input_crc': crc, 'input_path': INPUT, 'before': 0}
 
         def with_state():
             with contextlib.redirect_stdout(io.StringIO()):
@@ -658,7 +658,8 @@ def load_and_sample(rounds=5):
     with tempfile.TemporaryDirectory() as d:
         path = os.path.join(d, 'model.json')
         with contextlib.redirect_stdout(io.StringIO()):
-            m.save_model(path, {'adam': r['adam'], 'input_crc': 0, 'input_path': INPUT})
+            m.save_model(path, {'adam': r['adam'], 'input_crc': 0, 'input_path': INPUT,
+                                'before': 0})
         size = os.path.getsize(path)
         runs = [run(NOW, f'--load={path}', '--num_steps=0', '--eval_docs=0')[1:]
                 for _ in range(rounds)]

@@ -336,7 +336,7 @@ def tune(d):
     def measure(model):  # 200 samples and the original held-out loss, as a user gets them
         out, _, wall, cpu = cli(d, f'--load={model}', '--num_steps=0', '--num_samples=200')
         echo(out, ('val loss', 'sample  1:', 'sample  2:', 'sample  3:'))
-        echo(out, tuple(line for line in out.splitlines() if ' distinct | ' in line))
+        echo(out, tuple(line for line in out.splitlines() if ' distinct samples | ' in line))
         samples = printed_samples(out)
         assert len(samples) == 200 and ends(out) == sum(s.endswith(CHOSEN_END) for s in samples)
         quiet_main(f'--load={os.path.join(d, model)}', '--num_steps=0', '--eval_docs=0',

@@ -10,7 +10,7 @@ floats and the prefix cache, the resting collector, data parallelism, and the pr
 in this process, then in runs of copies of microgpt.py with a learner's edit to Part 1 (new
 interpreters, started by setUpModule so that they run beside the other tests).
 """
-import gc, itertools, math, os, random, re, subprocess, sys, tempfile, unittest
+import contextlib, gc, itertools, math, os, random, re, subprocess, sys, tempfile, unittest
 from unittest import mock
 
 from tests.helpers import (EXACT_TOL, FD_STEP, FD_TOL, ROOT, SAME_TOL, WORDS, Case, adam_spy,
@@ -476,6 +476,31 @@ class TheProof(Case):
         self.assertEqual(seen, [True, False])  # Part 2, then Part 1 as written
         self.assertIs(m.part2, True)
 
+    def test_the_refusal_names_the_switch_that_trains_the_edit(self):
+        """Issue 28: the refusal named only --part2=False, the slowest way to train an edit.
+        Fused nodes make the loss and gradients, plain floats the held-out loss: an edit seen
+        in the first names --fused=False, in the second --no_grad=False, in both both; then
+        the whole switch. With the switches it names turned off, the check passes."""
+        tiny_model(vocab=''.join(WORDS + VAL), seed=14)
+        real_dot, real_evaluate = m.part1_dot, m.part1_evaluate
+        edits = {'fused': mock.patch.object(m, 'part1_dot', lambda a, b: real_dot(a, b) * 1.05),
+                 'no_grad': mock.patch.object(m, 'part1_evaluate',
+                                              lambda docs: real_evaluate(docs) * 1.05)}
+        for names in (['fused'], ['no_grad'], ['fused', 'no_grad']):
+            with self.subTest(edited=names), contextlib.ExitStack() as stack:
+                for name in names:
+                    stack.enter_context(edits[name])
+                with self.assertRaises(m.MicrogptError) as caught:
+                    quiet(m.prove_part2, WORDS, VAL)
+                switches = ' '.join(f'--{name}=False' for name in names)
+                print(f'  {names} edited: ...{str(caught.exception)[-70:]}')
+                self.assertIn(f'Part 1 was probably edited; {switches} or --part2=False trains '
+                              f'with it as written', str(caught.exception))
+                m.configure([f'--{name}=False' for name in names])  # as the message says
+                _, out = quiet(m.prove_part2, WORDS, VAL)
+                self.assertLessEqual(check_figures(out)[0], CHECK_TOL)
+                m.configure(['--fused=True', '--no_grad=True'])
+
     def test_each_figure_measures_its_own(self):
         """Part 1's loss made 0.1 higher on Values only (a constant: no gradient changes): the
         loss and the held-out loss then differ by the closed form 0.1 / (L + 0.1), where L is
@@ -549,6 +574,8 @@ BYPASSED = {  # the check's figures that each edit moves: what Part 2 computes w
     'softmax': {'gradients'},  # the fused node's values come from Part 1's softmax on floats,
     'cross_entropy': {'gradients'},  # its gradients from the unedited formula
     'evaluate': {'held-out loss'}}  # Part 2's evaluate() shares no line with Part 1's
+NARROWEST = {'dot': 'fused', 'linear': 'fused', 'softmax': 'fused', 'cross_entropy': 'fused',
+             'evaluate': 'no_grad'}  # the one switch that, turned off, trains each edit
 RUNS = {}  # (edit or None, part2) -> the running process, then (exit code, stdout, stderr)
 TEMP = []
 CHECK_LINE = re.compile(r'check: (?:Part 2 equals Part 1 to (\S+)|Part 2 is off), backprop equals '
@@ -584,9 +611,12 @@ def setUpModule():
         for name, text in (('microgpt.py', source), ('names.txt', '\n'.join(NAMES))):
             with open(os.path.join(folder, name), 'w', encoding='utf-8') as f:
                 f.write(text)
-        for part2 in (True, False) if edit else (True,):
-            RUNS[edit, part2] = subprocess.Popen(
-                [sys.executable, 'microgpt.py', *RUN_FLAGS, f'--part2={part2}'], cwd=folder,
+        runs = {True: ['--part2=True'], False: ['--part2=False']}
+        if edit in NARROWEST:  # and as the refusal says: the narrowest switch off
+            runs[NARROWEST[edit]] = ['--part2=True', f'--{NARROWEST[edit]}=False']
+        for key, flags in runs.items() if edit else [(True, runs[True])]:
+            RUNS[edit, key] = subprocess.Popen(
+                [sys.executable, 'microgpt.py', *RUN_FLAGS, *flags], cwd=folder,
                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, encoding='utf-8', env=env)
 
 
@@ -602,7 +632,8 @@ def stop_runs():  # the runs whose tests did not run: stopped, and waited for; t
 
 
 def result(edit, part2):
-    """(exit code, stdout, stderr) of the copy with this edit, run with --part2=part2."""
+    """(exit code, stdout, stderr) of the copy with this edit, run with --part2=part2 (or part2
+    on with the switch named part2 off)."""
     run = RUNS[edit, part2]
     if isinstance(run, AssertionError):
         raise run
@@ -732,6 +763,28 @@ class TheProofCatchesAnEdit(Case):
                 # evaluate(): an evaluate() edit leaves the chain rule intact, and no alarm
                 self.assertLessEqual(fd, CHAIN_TOL)
                 self.assertFalse(alarm)
+
+    def test_the_switch_it_names_trains_the_edit_as_part_2_off_does(self):
+        """Issue 28: after an edit to linear, dot, softmax or cross_entropy, --fused=False trains
+        it (6-8x faster than --part2=False); after one to evaluate, --no_grad=False. The refusal
+        names that switch first; the run with it is accepted and prints what --part2=False
+        prints: the same step losses and the same held-out loss."""
+        for edit, switch in NARROWEST.items():
+            with self.subTest(edit=edit):
+                code, out, err = result(edit, True)
+                self.assertIn(f'Part 1 was probably edited; --{switch}=False or --part2=False '
+                              f'trains with it as written', err)
+                code, out, err = result(edit, switch)
+                self.assertEqual((code, err), (0, ''))
+                same, fd, n, alarm = check_figures(out)
+                self.assertLessEqual(same, CHECK_TOL)
+                self.assertFalse(alarm)
+                _, slow, _ = result(edit, False)
+                print(f'  {edit}, edited, --{switch}=False: losses {step_losses(out)}, val '
+                      f'{val_loss(out)}; --part2=False: {step_losses(slow)}, {val_loss(slow)}')
+                self.assertEqual(step_losses(out), step_losses(slow))
+                self.assertEqual(len(step_losses(out)), 3)
+                self.assertEqual(val_loss(out), val_loss(slow))
 
     def test_an_edit_to_batch_loss_is_not_bypassed(self):
         """Part 2's batch_loss() calls Part 1's (as part1_batch_loss), here and in each worker:

@@ -502,6 +502,33 @@ class ExplainAndPromptWithMerges(ModelFileCase):
                 report(f'explain({text!r}) losses against the reference', diff, SAME_TOL)
                 self.assertLessEqual(diff, SAME_TOL)
 
+    def test_the_columns_line_up_with_tokens_wider_than_a_character(self):
+        """Issue 28: with merged tokens, the columns went askew (a token was printed as wide as
+        it is, and the header, the top 5 and each head's shades assumed one character). Every
+        row's '|' under the header's, every row's top-5 percentages in the same columns, and
+        each head's shade in the column of the token it weighs."""
+        self.load()
+        text = 'isabella'
+        widths = {len(m.chars[t]) for t in m.encode(text)[1:-1]}
+        self.assertGreater(max(widths), 1)  # tokens of more than one character
+        _, out = quiet(m.explain, text)
+        lines = out.splitlines()
+        head = next(i for i, line in enumerate(lines) if line.startswith('pos read'))
+        rows = [line for line in lines if re.match(r' *\d+ ', line)]
+        self.assertEqual(len(rows), len(m.encode(text)) - 1)
+        self.assertEqual({row.index('|') for row in rows}, {lines[head].index('|')})
+        self.assertEqual(len({tuple(m.start() for m in re.finditer('%', row)) for row in rows}),
+                         1)
+        for i, line in enumerate(lines):
+            if not line.lstrip().startswith('reads '):
+                continue
+            starts = [t.start() for t in re.finditer(r'\S+', line)][1:]  # after 'reads'
+            for shades in lines[i + 1:i + 1 + m.n_layer * m.n_head]:
+                self.assertRegex(shades, r'^ +layer \d+ head \d+ ')
+                marks = [j for j, c in enumerate(shades) if c in '░▒▓█' and j > 21]
+                self.assertLessEqual(set(marks), set(starts), f'{line}\n{shades}')
+                self.assertLessEqual(len(shades.rstrip()), len(line.rstrip()) + max(widths))
+
     def test_samples_start_with_the_prompt(self):
         self.load()
         prompt = next(p for p in ('sophi', 'isabe', 'emil', 'ava', 'so')
@@ -674,6 +701,25 @@ class Int8Files(ModelFileCase):
         tiny_model(vocab=''.join(self.corpus()))  # untrained: far worse than either
         self.assertGreater(m.evaluate(val_docs) - f['val_loss'], 2 * INT8_TOL)
 
+    def test_the_run_that_saves_8_bits_reports_their_held_out_loss(self):
+        """Issue 28: --int8 changed nothing in the run that saved it; its loss took a second run.
+        The run goes on with the weights as saved: its held-out loss is that of the 8-bit file,
+        loaded (bit for bit), not the float model's."""
+        q = os.path.join(self.d, 'q.json')
+        flags = [f'--input_file={self.words}', '--num_steps=0', '--num_samples=3']
+        r, out = quiet(m.main, [*flags, f'--load={self.good}', '--int8', f'--save={q}'])
+        self.assertIn(f'saved the model to {q} at step 0 of 0, 60 steps in all; the run goes on '
+                      f'with its 8-bit weights\n', out)
+        reset()  # --int8 stays set, as in a notebook
+        loaded = self.main(*flags, f'--load={q}')
+        floats = self.main(*flags, f'--load={self.good}')
+        report(f'held-out loss in the saving run {r["val_loss"]:.6f}, of the file loaded '
+               f'{loaded["val_loss"]:.6f}, of the float model {floats["val_loss"]:.6f}',
+               abs(r['val_loss'] - loaded['val_loss']), 0.0)
+        self.assertEqual((r['val_loss'], r['train_loss'], r['samples']),
+                         (loaded['val_loss'], loaded['train_loss'], loaded['samples']))
+        self.assertNotEqual(r['val_loss'], floats['val_loss'])
+
     def test_the_file_is_smaller(self):
         self.assertIs(self.qblob['int8'], True)
         self.assertNotIn('training', self.qblob)
@@ -705,15 +751,16 @@ class Int8Files(ModelFileCase):
 
     def test_int8_never_drops_a_resumed_runs_training_state(self):
         """--int8 says how --save writes. Saving back over the run that --resume goes on with
-        would drop its training state: refused at once. Without --save it writes nothing, and
-        a later run with it still set is not refused (a notebook keeps settings)."""
+        would drop its training state: refused at once, naming the file. Without --save it
+        would do nothing: refused too (issue 28: it did nothing, silently)."""
         before = slurp(self.good)
         self.assert_refused([f'--input_file={self.words}', f'--resume={self.good}', '--int8'],
-                            '--int8 would drop the training state', repr(self.good))
+                            '--int8 saves the model in 8 bits, with no training state: give '
+                            '--save=FILE, another file than', repr(self.good))
         self.assertEqual(slurp(self.good), before)
-        code, out, err = command_line(f'--input_file={self.words}', '--int8', *TINY,
-                                      '--num_steps=0', '--num_samples=0', '--eval_docs=0')
-        self.assertEqual((code, err), (0, ''))
+        self.assert_refused([f'--input_file={self.words}', '--int8', *TINY, '--num_steps=0'],
+                            '--int8 saves the model in 8 bits, with no training state: give '
+                            '--save=FILE')
         self.assertEqual(sorted(os.listdir(self.d)), ['words.txt'])  # nothing saved
         other = os.path.join(self.d, 'q.json')  # the control: resumed, then saved elsewhere
         code, out, err = command_line(f'--input_file={self.words}', f'--resume={self.good}',

@@ -1089,7 +1089,7 @@ class SaveLoadPrompt(CommandLineCase):
         before = m.float_weights()
         zeros = [0.0] * len(m.params)
         quiet(m.save_model, self.model, {'adam': {'step': 0, 'm': zeros, 'v': zeros},
-                                         'input_crc': 0, 'input_path': self.file})
+                                         'input_crc': 0, 'input_path': self.file, 'before': 0})
         logits_before = all_logits('sophia')
         tiny_model(vocab='xyz', seed=99)  # something else entirely, replaced by the load
         self.assertIsNone(m.load_model(m.read_model(self.model, False), False))
@@ -1193,7 +1193,40 @@ class Save(CommandLineCase):
     def run_dict(self, step, n):
         zeros = [0.0] * n
         return {'adam': {'step': step, 'm': zeros, 'v': zeros}, 'input_crc': 0,
-                'input_path': self.file}
+                'input_path': self.file, 'before': 0}
+
+    def test_a_save_reports_the_models_steps_in_all(self):
+        """Issue 28: an 8-bit save of a model trained 1,000 steps printed `at step 0 of 0`. Each
+        file holds the steps that made its weights, over every run: 5; loaded and trained 3
+        more, 8; saved in 8 bits with no training, 8; stopped at step 2 of 4 from that, 10, and
+        resumed to the end, 12. The line says so where the schedule's step is not all."""
+        paths = [os.path.join(self.d, f'{name}.json') for name in 'abqcd']
+        a, b, q, c, d = paths
+        common = [f'--input_file={self.file}', '--eval_docs=0', '--num_samples=0']
+        real_train = m.train
+
+        def stop_at_2(*args):
+            for step, loss, batch in real_train(*args):
+                if step + 1 == 2:
+                    os.kill(os.getpid(), signal.SIGINT)
+                yield step, loss, batch
+        runs = [([*TINY, '--num_steps=5', f'--save={a}'], 'at step 5 of 5\n', 5),
+                ([f'--load={a}', '--num_steps=3', f'--save={b}'],
+                 'at step 3 of 3, 8 steps in all\n', 8),
+                ([f'--load={b}', '--num_steps=0', '--int8', f'--save={q}'],
+                 'at step 0 of 0, 8 steps in all; the run goes on with its 8-bit weights\n', 8),
+                ([f'--load={q}', '--num_steps=4', f'--save={c}'],
+                 f'at step 2 of 4, 10 steps in all; go on with --resume={c}\n', 10),
+                ([f'--resume={c}'], 'at step 4 of 4, 12 steps in all\n', 12)]
+        for (flags, said, steps), path in zip(runs, [a, b, q, c, c]):
+            with self.subTest(flags=flags):
+                reset()
+                stop = stop_at_2 if '--num_steps=4' in flags else real_train
+                with mock.patch.object(m, 'train', stop):
+                    _, out = quiet(m.main, common + flags)
+                self.assertIn(f'saved the model to {path} {said}', out)
+                self.assertEqual(json.loads(slurp(path))['steps'], steps)
+        print(f'  the last save: {out.strip().splitlines()[-1]!r}')
 
     def test_the_file_holds_what_resuming_needs(self):
         record = []
@@ -1217,8 +1250,8 @@ class Save(CommandLineCase):
         self.assertEqual(len(record), steps)
         blob = json.loads(slurp(self.model))
         training = blob['training']
-        self.assertEqual(sorted(training), ['input_crc', 'input_file', 'm', 'random_state',
-                                            'settings', 'step', 'v'])
+        self.assertEqual(sorted(training), ['input_crc', 'input_file', 'losses', 'm',
+                                            'random_state', 'settings', 'step', 'v'])
         self.assertEqual(training['step'], steps)
         self.assertEqual(training['settings'], {
             'num_steps': steps, 'batch_size': 2, 'learning_rate': 0.02, 'beta1': 0.8,
@@ -1274,10 +1307,10 @@ class Save(CommandLineCase):
                 self.assertEqual(shlex.split(out[len(hint):]), [f'--resume={path}'])
                 _, out = quiet(m.save_model, path, self.run_dict(5, n))  # the whole run
                 self.assertEqual(out, f'saved the model to {path} at step 5 of 5\n')
-        m.int8 = True  # 8-bit: no training state, so no hint
+        m.int8 = True  # 8-bit: no training state, so no hint; the run goes on with it
         _, out = quiet(m.save_model, os.path.join(self.d, 'q.json'), self.run_dict(2, n))
         self.assertEqual(out, f'saved the model to {os.path.join(self.d, "q.json")} at step 2 '
-                              f'of 5\n')
+                              f'of 5; the run goes on with its 8-bit weights\n')
 
 
 # ======================================== files: resume =======================================
@@ -1371,6 +1404,11 @@ class Resume(CommandLineCase):
         val = re.compile(r'(?m)^val loss .*$')
         samples = re.compile(r'(?m)^sample .*$')
         self.assertEqual(val.findall(out_resumed), val.findall(out_whole))
+        # issue 28: the running mean (of the last 100 losses) goes on where it stopped
+        line = re.compile(r'(?m)^step +(\d+)/\d+ \| loss (\S+) \| mean (\S+) ')
+        after = line.findall(out_resumed)
+        self.assertEqual(after[0][0], str(k + 2))
+        self.assertEqual(after, [s for s in line.findall(out_whole) if int(s[0]) > k + 1])
         self.assertEqual(len(samples.findall(out_whole)), 3)
         self.assertEqual(samples.findall(out_resumed), samples.findall(out_whole))
 
@@ -1559,6 +1597,8 @@ class HostileModelFiles(CommandLineCase):
             '400-digit weight': model(state_dict=last_wpe_row(0.5)).replace(
                 '[0.5,', '[' + '9' * 400 + ',', 1),
             'finite weights, inf logits': model(state_dict=dict(sd, lm_head=huge)),
+            'steps as text': model(steps='5'), 'steps a decimal': model(steps=5.0),
+            'steps negative': model(steps=-1),
         }
         resume = {  # what --resume needs, with --resume
             'no training': ('--resume', json.dumps({k: v for k, v in g.items()
@@ -1568,6 +1608,9 @@ class HostileModelFiles(CommandLineCase):
             'step missing': training(step=DROP), 'step as text': training(step='5'),
             'step a decimal': training(step=5.0), 'step a bool': training(step=True),
             'step negative': training(step=-1), 'step beyond num_steps': training(step=6),
+            'losses a number': training(losses=2.5), 'losses holding NaN': training(
+                losses=[math.nan]), 'losses 101': training(losses=[2.5] * 101),
+            'step beyond the steps in all': ('--resume', model(steps=4)),
             'm missing': training(m=DROP), 'v missing': training(v=DROP),
             'm a number': training(m=5), 'v a text': training(v='AAAA'),
             'm a dict': training(m={'0': 0.0}),
