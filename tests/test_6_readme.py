@@ -5,10 +5,11 @@ temporary folder, and compared with the README. Only figures that depend on the 
 (milliseconds, seconds, FLOP/s, eta) are masked, and the check line's two figures, whose last digit
 Python 3.12 changed (its sum() of floats is compensated).
 """
-import os, re, shutil, unittest
+import os, re, shutil, unittest, zlib
+from unittest import mock
 
-from tests.helpers import ROOT, run_interrupted, slurp, training_flops
-from tests import readme_outputs as outputs
+from tests.helpers import ROOT, Case, m, run_interrupted, slurp, training_flops
+from tests import chat, readme_outputs as outputs
 
 README = os.path.join(ROOT, 'README.md')
 TIMING = [(r'\| [\d.]+ ms \| eta \d+s', '| MS | eta S'),
@@ -108,6 +109,71 @@ class TheScriptsItNames(unittest.TestCase):
         self.assertEqual(out.count('  run under way: '), 2, out)  # both runs, in the pool
         self.assertNotIn('  run  1/2', out)  # pressed while both were still training
         self.assertEqual((code, err), (1, 'sweep.py: interrupted\n'))
+
+
+class TheConversation(Case):
+    """tests/chat.py: its data set, its scorer, and the figures the READMEs quote from it."""
+
+    def test_the_data_is_the_generators_whatever_the_order_of_the_names(self):
+        names = m.read_text(os.path.join(ROOT, 'input.txt')).split()
+        text = chat.chat_text(' '.join(names))
+        self.assertEqual(text, slurp(chat.CHAT, 'r'))
+        self.assertEqual(chat.chat_text(' '.join(reversed(names))), text)
+
+    def test_against_a_second_computation(self):
+        """The file made again from its rule, with zlib and no microgpt: one document per
+        distinct name of 1 to MAX_NAME letters; a tenth held out by checksum, and a held-out
+        one dropped if its name occurs anywhere in a document that is not held out."""
+        names = set(slurp(os.path.join(ROOT, 'input.txt'), 'r').split())
+        docs = sorted(f"i'm {n}>hi {n}" for n in names if len(n) <= chat.MAX_NAME)
+        held = [zlib.crc32(d.encode()) % 10 == 0 for d in docs]
+        trained = '\n'.join(d for d, h in zip(docs, held) if not h)
+        kept = [d for d, h in zip(docs, held) if not (h and d[4:d.index('>')] in trained)]
+        self.assertEqual(slurp(chat.CHAT, 'r').splitlines(), kept)
+
+    def test_no_held_out_name_occurs_in_a_training_document(self):
+        train_docs, val_docs = m.split_docs(slurp(chat.CHAT, 'r'))
+        trained = '\n'.join(train_docs)
+        self.assertGreater(len(val_docs), 1000)
+        names = [chat.name_of(doc) for doc in train_docs + val_docs]
+        self.assertEqual(len(set(names)), len(names))  # one document per name
+        for doc in val_docs:
+            self.assertNotIn(chat.name_of(doc), trained)
+        for doc in train_docs + val_docs:  # each fits the context, its closing BOS too
+            self.assertEqual(doc, chat.document(chat.name_of(doc)))
+            self.assertLessEqual(len(doc) + 1, chat.BLOCK_SIZE)
+
+    def test_exactly_right_means_the_whole_reply_and_its_end(self):
+        docs = ["i'm anna>hi anna", "i'm bo>hi bo", "i'm eve>hi eve", "i'm zed>hi zed"]
+        replies = {"i'm anna>": 'hi anna', "i'm bo>": 'hi bob', "i'm eve>": 'hi ev',
+                   "i'm zed>": 'hi zed'}  # a stub model: right, too long, cut short, right
+        with mock.patch.object(m, 'sample', lambda: m.prompt + replies[m.prompt]):
+            right, answers = chat.score(docs, chat.model_answer)
+        self.assertEqual((right, answers[1]), (2, "i'm bo>hi bob"))
+        self.assertEqual(m.temperature, chat.TEMPERATURE)
+        self.assertEqual(chat.score(docs, lambda prompt: prompt)[0], 0)  # no reply at all
+
+    def test_the_readmes_quote_the_scripts_figures(self):
+        """The baselines, computed again (seconds); the trained model's figure (5 minutes of
+        training) quoted alike in both READMEs, its answers to held-out turns."""
+        steps, n_turns = chat.SETTINGS['run']
+        flags = [f'--input_file={chat.CHAT}', f'--block_size={chat.BLOCK_SIZE}', '--workers=1',
+                 *chat.MODEL]
+        train_docs, turns = chat.held_out_turns(n_turns)
+        lines = chat.baselines(train_docs, turns, flags).splitlines()
+        readme, tests_readme = section('The barrier is data and compute'), slurp(
+            os.path.join(ROOT, 'tests', 'README.md'), 'r')
+        for line in lines[0], lines[4]:  # the share each baseline gets right
+            self.assertIn(line, readme)
+        self.assertIn('\n'.join(lines), tests_readme)
+        command = ' '.join(flags[1:] + [f'--num_steps={steps}'])
+        self.assertIn(command, tests_readme)
+        trained = re.findall(r'the trained model: (\d+) of (\d+) exactly right', tests_readme)
+        self.assertEqual(len(trained), 1)
+        self.assertIn(f'{trained[0][0]} of {n_turns}', readme)
+        for answer, mark in re.findall(r"^    \"(i'm [^\"]+)\" +(right|wrong)$", tests_readme,
+                                       re.M)[6:]:
+            self.assertIn(answer.split('>')[0][4:], ' '.join(map(chat.name_of, turns)))
 
 
 if __name__ == '__main__':
