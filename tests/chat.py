@@ -188,12 +188,13 @@ def run(setting):
         random.seed(m.seed)
         print(shown('the trained model', *score(turns, model_answer), turns, n=6))
         in_context(turns)
-        ask = ['--load=chat.json', '--num_steps=0', '--eval_docs=0', f'--prompt={turn(DEMO)}',
-               f'--temperature={TEMPERATURE}', '--num_samples=3']
-        print(f'$ python microgpt.py {" ".join(ask[:3])} --prompt="{turn(DEMO)}" '
-              f'{" ".join(ask[4:])}')
-        out = subprocess.run([sys.executable, os.path.join(ROOT, 'microgpt.py'), *ask], cwd=d,
-                             capture_output=True, text=True, check=True).stdout
+        ask = ['--input_file=tests/data/chat.txt', '--load=chat.json', '--num_steps=0',
+               '--eval_docs=0', f'--temperature={TEMPERATURE}', '--num_samples=3']
+        print(f'$ python microgpt.py {" ".join(ask)} --prompt="{turn(DEMO)}"  (chat.json: this '
+              f'model, saved)')
+        ask[1] = f'--load={d}/chat.json'
+        out = subprocess.run([sys.executable, 'microgpt.py', *ask, f'--prompt={turn(DEMO)}'],
+                             cwd=ROOT, capture_output=True, text=True, check=True).stdout
         print('\n'.join(f'    {line}' for line in out.splitlines() if line.startswith('sample')))
 
 
