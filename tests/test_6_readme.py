@@ -154,27 +154,34 @@ class TheConversation(Case):
         self.assertEqual(chat.score(docs, lambda prompt: prompt)[0], 0)  # no reply at all
 
     def test_the_readmes_quote_the_scripts_figures(self):
-        """The baselines, computed again (seconds); the trained model's figure (5 minutes of
-        training) quoted alike in both READMEs, its answers to held-out turns."""
+        """The baselines computed again (seconds), quoted in both READMEs; the trained model's
+        share (minutes of training, not repeated) quoted alike in both, with the command that
+        trains it; its quoted answers are answers to held-out turns."""
         steps, n_turns = chat.SETTINGS['run']
         flags = [f'--input_file={chat.CHAT}', f'--block_size={chat.BLOCK_SIZE}', '--workers=1',
                  *chat.MODEL]
         train_docs, turns = chat.held_out_turns(n_turns)
-        lines = chat.baselines(train_docs, turns, flags).splitlines()
-        readme, tests_readme = section('The barrier is data and compute'), slurp(
-            os.path.join(ROOT, 'tests', 'README.md'), 'r')
-        for line in lines[0], lines[4]:  # the share each baseline gets right
-            self.assertIn(line, readme)
-        self.assertIn('\n'.join(lines), tests_readme)
-        command = ' '.join(flags[1:] + [f'--num_steps={steps}'])
-        self.assertIn(command, tests_readme)
-        trained = re.findall(r'the trained model: (\d+) of (\d+) exactly right', tests_readme)
-        self.assertEqual(len(trained), 1)
-        self.assertIn(f'{trained[0][0]} of {n_turns}', readme)
-        for answer, mark in re.findall(r"^    \"(i'm [^\"]+)\" +(right|wrong)$", tests_readme,
-                                       re.M)[6:]:
-            self.assertIn(answer.split('>')[0][4:], ' '.join(map(chat.name_of, turns)))
-
+        baselines = chat.baselines(train_docs, turns, flags)
+        step0, bigram = re.findall(r': (\d+) of \d+ exactly right', baselines)
+        readme = ' '.join(section('A conversation in miniature').split())
+        tests_readme = slurp(os.path.join(ROOT, 'tests', 'README.md'), 'r')
+        self.assertIn(baselines, tests_readme)
+        self.assertIn(f'against {step0} for the same model at step 0 and {bigram} for a '
+                      f'character bigram', readme)
+        command = ' '.join(['--input_file=tests/data/chat.txt', *flags[1:], f'--num_steps={steps}'])
+        self.assertIn(f'$ python microgpt.py {command}\n', tests_readme)
+        shown = re.search(r'\$ python microgpt.py (--input_file=tests/data/chat.txt --block[^`]*?) '
+                          r'--save=chat.json', readme)
+        self.assertEqual(sorted(shown[1].split()), sorted(command.split()))
+        trained = re.findall(r'the trained model: (\d+ of (\d+) exactly right \([\d.]+%)\)',
+                             tests_readme)
+        self.assertEqual([n for _, n in trained], [str(n_turns)])
+        self.assertIn(trained[0][0], readme)
+        block = tests_readme[tests_readme.index('the trained model: '):]
+        answers = re.findall(r"^    \"(i'm [a-z]+>)[^\"]*\" +(?:right|wrong)$", block, re.M)
+        prompts = [doc[:doc.index('>') + 1] for doc in turns]
+        self.assertGreaterEqual(len(answers), 6)
+        self.assertEqual(answers[:6], prompts[:6])
 
 if __name__ == '__main__':
     unittest.main()
