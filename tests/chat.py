@@ -3,8 +3,8 @@ documents shaped like conversations. Each document here is one user turn and one
 reply is right only if the model reads the turn: it must repeat the user's name.
 
     python tests/chat.py data      # remake tests/data/chat.txt from input.txt
-    python tests/chat.py run       # train from scratch, then answer held-out turns (~5 min)
-    python tests/chat.py quick     # the same, small: a minute, to try the script
+    python tests/chat.py run       # train from scratch (3.3 CPU minutes here), answer 500 turns
+    python tests/chat.py quick     # the same, small (300 steps, 200 turns), to try the script
 
 A document is "i'm anna>hi anna": the user turn, '>', the reply. One document per distinct name of
 input.txt, so microgpt's split by checksum (split_docs) puts each name on one side only; a held-out
@@ -17,8 +17,10 @@ then fits in BLOCK_SIZE with its closing BOS.
 sampled document equals the held-out one (the reply and its end). Baselines on the same turns,
 neither of which can read the turn: the same model at step 0, and a character bigram counted on
 the training documents. Then "can it learn from an example in its prompt?": a prompt that shows
-a new reply first. Seeded: the figures are the same on any machine with the same microgpt.py;
-the CPU and wall times are printed with the load average. Standard library only.
+a new reply first. Last, the saved model asked by `python microgpt.py --prompt=...` with a name
+that input.txt does not have (DEMO). Seeded: the figures are the same on any machine with the same
+microgpt.py; the CPU and wall times are printed with the load average. Standard library only.
+Figures and method: tests/README.md, "A conversation in miniature".
 """
 import contextlib, io, os, random, subprocess, sys, tempfile, time, zlib
 
