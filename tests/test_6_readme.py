@@ -8,7 +8,7 @@ Python 3.12 changed (its sum() of floats is compensated).
 import os, re, shutil, unittest, zlib
 from unittest import mock
 
-from tests.helpers import ROOT, Case, m, run_interrupted, slurp, training_flops
+from tests.helpers import DEFAULTS, ROOT, Case, m, run_interrupted, slurp, training_flops
 from tests import chat, readme_outputs as outputs
 
 README = os.path.join(ROOT, 'README.md')
@@ -182,6 +182,12 @@ class TheConversation(Case):
         prompts = [doc[:doc.index('>') + 1] for doc in turns]
         self.assertGreaterEqual(len(answers), 6)
         self.assertEqual(answers[:6], prompts[:6])
+        tests = chat.with_example(turns, 'yo')  # "can it learn from an example": how many asked
+        self.assertIn(f' of {len(tests)} held-out turns get it', readme)
+        self.assertIn(f"`{tests[1][0]}`", readme)
+        docs = slurp(chat.CHAT, 'r').splitlines()  # what the default context holds whole
+        fit = sum(len(doc) + 1 <= DEFAULTS['block_size'] for doc in docs)
+        self.assertIn(f'16 characters hold {fit} of these {len(docs):,} documents', readme)
 
 if __name__ == '__main__':
     unittest.main()
