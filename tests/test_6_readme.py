@@ -5,10 +5,11 @@ temporary folder, and compared with the README. Only figures that depend on the 
 (milliseconds, seconds, FLOP/s, eta) are masked, and the check line's two figures, whose last digit
 Python 3.12 changed (its sum() of floats is compensated).
 """
-import os, re, shutil, unittest
+import os, re, shutil, unittest, zlib
+from unittest import mock
 
-from tests.helpers import ROOT, run_interrupted, slurp, training_flops
-from tests import readme_outputs as outputs
+from tests.helpers import DEFAULTS, ROOT, Case, m, run_interrupted, slurp, training_flops
+from tests import chat, readme_outputs as outputs
 
 README = os.path.join(ROOT, 'README.md')
 TIMING = [(r'\| [\d.]+ ms \| eta \d+s', '| MS | eta S'),
@@ -45,7 +46,8 @@ class Readme(unittest.TestCase):
         assert code == 0 and saved in out, err
 
     def test_it_is_for_learners_short(self):
-        self.assertLessEqual(readme().count('\n'), 400)
+        # 400 until 2026-12-07, when running text, a conversation and ablations came in
+        self.assertLessEqual(readme().count('\n'), 440)
 
     def test_the_fine_tuning_recipe_runs_as_shown(self):
         self.assertIn(outputs.recipe(self.d), readme())
@@ -109,6 +111,83 @@ class TheScriptsItNames(unittest.TestCase):
         self.assertNotIn('  run  1/2', out)  # pressed while both were still training
         self.assertEqual((code, err), (1, 'sweep.py: interrupted\n'))
 
+
+class TheConversation(Case):
+    """tests/chat.py: its data set, its scorer, and the figures the READMEs quote from it."""
+
+    def test_the_data_is_the_generators_whatever_the_order_of_the_names(self):
+        names = m.read_text(os.path.join(ROOT, 'input.txt')).split()
+        text = chat.chat_text(' '.join(names))
+        self.assertEqual(text, slurp(chat.CHAT, 'r'))
+        self.assertEqual(chat.chat_text(' '.join(reversed(names))), text)
+
+    def test_against_a_second_computation(self):
+        """The file made again from its rule, with zlib and no microgpt: one document per
+        distinct name of 1 to MAX_NAME letters; a tenth held out by checksum, and a held-out
+        one dropped if its name occurs anywhere in a document that is not held out."""
+        names = set(slurp(os.path.join(ROOT, 'input.txt'), 'r').split())
+        docs = sorted(f"i'm {n}>hi {n}" for n in names if len(n) <= chat.MAX_NAME)
+        held = [zlib.crc32(d.encode()) % 10 == 0 for d in docs]
+        trained = '\n'.join(d for d, h in zip(docs, held) if not h)
+        kept = [d for d, h in zip(docs, held) if not (h and d[4:d.index('>')] in trained)]
+        self.assertEqual(slurp(chat.CHAT, 'r').splitlines(), kept)
+
+    def test_no_held_out_name_occurs_in_a_training_document(self):
+        train_docs, val_docs = m.split_docs(slurp(chat.CHAT, 'r'))
+        trained = '\n'.join(train_docs)
+        self.assertGreater(len(val_docs), 1000)
+        names = [chat.name_of(doc) for doc in train_docs + val_docs]
+        self.assertEqual(len(set(names)), len(names))  # one document per name
+        for doc in val_docs:
+            self.assertNotIn(chat.name_of(doc), trained)
+        for doc in train_docs + val_docs:  # each fits the context, its closing BOS too
+            self.assertEqual(doc, chat.document(chat.name_of(doc)))
+            self.assertLessEqual(len(doc) + 1, chat.BLOCK_SIZE)
+
+    def test_exactly_right_means_the_whole_reply_and_its_end(self):
+        docs = ["i'm anna>hi anna", "i'm bo>hi bo", "i'm eve>hi eve", "i'm zed>hi zed"]
+        replies = {"i'm anna>": 'hi anna', "i'm bo>": 'hi bob', "i'm eve>": 'hi ev',
+                   "i'm zed>": 'hi zed'}  # a stub model: right, too long, cut short, right
+        with mock.patch.object(m, 'sample', lambda: m.prompt + replies[m.prompt]):
+            right, answers = chat.score(docs, chat.model_answer)
+        self.assertEqual((right, answers[1]), (2, "i'm bo>hi bob"))
+        self.assertEqual(m.temperature, chat.TEMPERATURE)
+        self.assertEqual(chat.score(docs, lambda prompt: prompt)[0], 0)  # no reply at all
+
+    def test_the_readmes_quote_the_scripts_figures(self):
+        """The baselines computed again (seconds), quoted in both READMEs; the trained model's
+        share (minutes of training, not repeated) quoted alike in both, with the command that
+        trains it; its quoted answers are answers to held-out turns."""
+        steps, n_turns = chat.SETTINGS['run']
+        flags = [f'--input_file={chat.CHAT}', f'--block_size={chat.BLOCK_SIZE}', *chat.MODEL]
+        train_docs, turns = chat.held_out_turns(n_turns)
+        baselines = chat.baselines(train_docs, turns, flags)
+        step0, bigram = re.findall(r': (\d+) of \d+ exactly right', baselines)
+        readme = ' '.join(section('A conversation in miniature').split())
+        tests_readme = slurp(os.path.join(ROOT, 'tests', 'README.md'), 'r')
+        self.assertIn(baselines, tests_readme)
+        self.assertIn(f'against {step0} for the same model at step 0 and {bigram} for a '
+                      f'character bigram', readme)
+        command = ' '.join(['--input_file=tests/data/chat.txt', *flags[1:], f'--num_steps={steps}'])
+        self.assertIn(f'$ python microgpt.py {command}\n', tests_readme)
+        shown = re.search(r'\$ python microgpt.py (--input_file=tests/data/chat.txt --block[^`]*?) '
+                          r'--save=chat.json', readme)
+        self.assertEqual(sorted(shown[1].split()), sorted(command.split()))
+        trained = re.findall(r'the trained model: (\d+ of (\d+) exactly right \([\d.]+%)\)',
+                             tests_readme)
+        self.assertEqual([n for _, n in trained], [str(n_turns)])
+        self.assertIn(trained[0][0], readme)
+        block = tests_readme[tests_readme.index('the trained model: '):]
+        answers = re.findall(r"^    \"(i'm [a-z]+>)[^\"]*\" +(?:right|wrong)$", block, re.M)
+        prompts = [doc[:doc.index('>') + 1] for doc in turns]
+        self.assertGreaterEqual(len(answers), 6)
+        self.assertEqual(answers[:6], prompts[:6])
+        tests = chat.with_example(turns, 'yo')  # "can it learn from an example": how many asked
+        self.assertIn(f' of {len(tests)} held-out turns get it', readme)
+        self.assertIn(f"`{tests[1][0]}`", readme)
+        docs = slurp(chat.CHAT, 'r').splitlines()  # what the default context holds whole
+        fit = sum(len(doc) + 1 <= DEFAULTS['block_size'] for doc in docs)
+        self.assertIn(f'16 characters hold {fit} of these {len(docs):,} documents', readme)
 
 if __name__ == '__main__':
     unittest.main()
