@@ -1,8 +1,8 @@
 """Ablations (issue 30): what each piece of the GPT buys, measured. Each is an edit a learner
 could make to Part 1 of microgpt.py by hand:
 
-    python tests/ablate.py           # 3 seeds, equal steps and equal FLOPs (at most 15 min here)
-    python tests/ablate.py --quick   # a quick look: seed 42, equal steps only (a minute or two)
+    python tests/ablate.py           # 3 seeds, equal steps and equal FLOPs: 392 s of CPU
+    python tests/ablate.py --quick   # a quick look: seed 42, equal steps only: 93 s of CPU
     python tests/ablate.py --seeds=42,1,2,3 --jobs=1   # other seeds; runs at a time
 
 For each variant it writes a copy of microgpt.py with the edit applied (exact text that must
@@ -18,7 +18,8 @@ what a step computes changes that function in its copy too, so the meter counts 
 computes, and a cheaper step gets more steps: the step count whose FLOPs come nearest the budget.
 An edit that leaves the FLOPs as they were has one run for both columns. Baselines: a uniform
 guess and the character bigram of tests/bigram.py, on the same held-out names.
-Imports only the standard library (and, to plan, microgpt).
+Imports only the standard library (and, to plan, microgpt). Two runs at a time on 2 free cores
+should take about half the CPU time in wall time (not measured; the times: tests/README.md).
 """
 import contextlib, importlib.util, io, math, multiprocessing, os, platform, random, re
 import resource, signal, statistics, subprocess, sys, tempfile, time
