@@ -272,8 +272,8 @@ def report(rows, seeds, budgets, uniform, bigram, quick):
     budget = statistics.mean(budgets.values())
     spread = f'mean of {len(seeds)} seeds ±half their range' if len(seeds) > 1 else \
         f'seed {seeds[0]}'
-    print(f'\n2. the table: held-out loss on all {n_val} held-out names ({spread}); equal FLOPs: '
-          f'{budget:.3g}, the model as it is at 1,000 steps\n')
+    flops = '' if quick else f'; equal FLOPs: {budget:.3g}, the model as it is at 1,000 steps'
+    print(f'\n2. the table: held-out loss on all {n_val} held-out names ({spread}){flops}\n')
     head = f'| variant | the edit | weights trained (seed {seeds[0]}) | 1,000 steps |'
     print(head + ('' if quick else ' steps for equal FLOPs | equal FLOPs |'))
     print('|---|---|---|---|' + ('' if quick else '---|---|'))
