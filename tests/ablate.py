@@ -1,7 +1,7 @@
 """Ablations (issue 30): what each piece of the GPT buys, measured. Each is an edit a learner
 could make to Part 1 of microgpt.py by hand:
 
-    python tests/ablate.py           # 3 seeds, equal steps and equal FLOPs: 392 s of CPU
+    python tests/ablate.py           # 3 seeds, equal steps and equal FLOPs: 366 to 392 s of CPU
     python tests/ablate.py --quick   # a quick look: seed 42, equal steps only: 77 to 93 s of CPU
     python tests/ablate.py --seeds=42,1,2,3 --jobs=1   # other seeds; runs at a time
 
