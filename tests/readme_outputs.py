@@ -124,9 +124,10 @@ def resume(d):
     p.wait()
     first = ''.join(lines)
     code, out, err = sh(['--resume=m.json', '--num_samples=3', '--eval_docs=200'], d)
-    return block('python microgpt.py --save=m.json --num_samples=3 --eval_docs=200   '
-                 '(Ctrl-C after a few seconds)', first) + '\n\n' + block(
-        'python microgpt.py --resume=m.json --num_samples=3 --eval_docs=200', out + err)
+    stopped = block('python microgpt.py --save=m.json --num_samples=3 --eval_docs=200   '
+                    '(Ctrl-C after a few seconds)', first)
+    resumed = block('python microgpt.py --resume=m.json --num_samples=3 --eval_docs=200', out + err)
+    return stopped[:-len('\n```')] + '\n' + resumed[len('```\n'):]  # one block: both commands
 
 
 def trouble(d):

@@ -5,11 +5,13 @@ temporary folder, and compared with the README. Only figures that depend on the 
 (milliseconds, seconds, FLOP/s, eta) are masked, and the check line's two figures, whose last digit
 Python 3.12 changed (its sum() of floats is compensated).
 """
-import os, re, shutil, unittest, zlib
+import math, os, random, re, shutil, subprocess, sys, unittest, zlib
 from unittest import mock
 
-from tests.helpers import DEFAULTS, ROOT, Case, m, run_interrupted, slurp, training_flops
-from tests import chat, readme_outputs as outputs
+from tests.helpers import (DEFAULTS, EXACT_TOL, ROOT, SCRIPT, WORDS, Case, class_folder, m,
+                           reference_logits, report, reset, run_interrupted, slurp,
+                           training_flops)
+from tests import ablate, chat, readme_outputs as outputs
 
 README = os.path.join(ROOT, 'README.md')
 TIMING = [(r'\| [\d.]+ ms \| eta \d+s', '| MS | eta S'),
@@ -188,6 +190,105 @@ class TheConversation(Case):
         docs = slurp(chat.CHAT, 'r').splitlines()  # what the default context holds whole
         fit = sum(len(doc) + 1 <= DEFAULTS['block_size'] for doc in docs)
         self.assertIn(f'16 characters hold {fit} of these {len(docs):,} documents', readme)
+
+
+class TheAblations(unittest.TestCase):
+    """tests/ablate.py (issue 30): each edit applies to microgpt.py as it is, the edited copy
+    runs, and computes what the edit says, against the independent reference forward pass."""
+    TINY = ['--n_embd=8', '--n_head=2', '--block_size=8']  # n_layer: the copy's own
+
+    @classmethod
+    def setUpClass(cls):
+        cls.words = class_folder(cls)
+        cls.paths = ablate.write_copies(cls.class_dir, ablate.VARIANTS)
+
+    def tearDown(self):
+        reset()
+
+    def test_each_edited_copy_trains_and_samples(self):
+        """A few steps on a few names, as a user runs it; Part 4's check passes (Part 2 follows
+        the edited Part 1) and each edit changes the held-out loss."""
+        losses = {}
+        for name, path in self.paths.items():
+            p = subprocess.run([sys.executable, path, f'--input_file={self.words}', *self.TINY,
+                                '--num_steps=3', '--num_samples=2'],
+                               cwd=self.class_dir, capture_output=True, text=True, timeout=120)
+            self.assertEqual((p.returncode, p.stderr), (0, ''), name)
+            self.assertIn('check: Part 2 equals Part 1 to', p.stdout)
+            losses[name] = re.search(r'^val loss (\S+)', p.stdout, re.M)[1]
+            self.assertEqual(len(re.findall(r'^sample +\d+: ', p.stdout, re.M)), 2)
+        print(f'  val loss after 3 steps: {losses}')
+        self.assertEqual(len(set(losses.values())), len(ablate.VARIANTS), losses)
+
+    def test_the_readmes_edit_by_hand_is_the_scripts(self):
+        """The README's edit by hand: its line is in gpt() as it is, its replacement the one
+        whose held-out loss tests/ablate.py measured."""
+        text = section('What each piece buys: ablations')
+        old, new = re.search(r'replace `([^`]+)`\s+with `([^`]+)`', text).groups()
+        edit = dict(ablate.VARIANTS['no position'][1])
+        self.assertEqual(f'    {old}  # token + position\n', ablate.POSITION)
+        self.assertIn(ablate.POSITION, slurp(SCRIPT, 'r'))
+        self.assertEqual(edit[ablate.POSITION].split('  #')[0], f'    {new}')
+
+    def test_an_edit_that_no_longer_matches_fails_loudly(self):
+        moved = ablate.POSITION.replace('t + p', 'p + t')  # as a later edit of the file might
+        source = slurp(SCRIPT, 'r').replace(ablate.POSITION, moved)
+        with self.assertRaisesRegex(ablate.EditError, "'no position'.* 0 times"):
+            ablate.edited('no position', source)
+
+    def edited_logits(self, name, doc):
+        """The copy, tiny and seeded: its weights as floats, the tokens fed (doc's, but the
+        last), the logits at each position through gpt() and every head's attention weights."""
+        mod = ablate.load(self.paths[name], 'test_' + name.replace(' ', '_'))
+        mod.configure(self.TINY)
+        random.seed(0)
+        mod.use_vocab(sorted(set(''.join(WORDS))))
+        mod.use_weights()
+        sd = mod.float_weights()
+        tokens = mod.encode(doc)[:-1]
+        keys, values = mod.empty_cache()
+        attention = []
+        logits = [mod.gpt(t, pos, keys, values, sd, attention) for pos, t in enumerate(tokens)]
+        m.configure([*self.TINY, f'--n_layer={mod.n_layer}'])  # the reference reads m's shape
+        return mod, sd, tokens, logits, attention
+
+    def assert_same(self, what, got, want):
+        diff = max(abs(a - b) for g, w in zip(got, want) for a, b in zip(g, w))
+        scale = max(abs(b) for w in want for b in w)
+        self.assertLessEqual(report(what, diff / scale, EXACT_TOL), EXACT_TOL)
+        self.assertEqual(len(got), len(want))
+
+    def test_each_edit_computes_what_it_says(self):
+        """The reference pass (sharing no code with gpt()) with the edit made in its weights:
+        the MLP's output matrix zero, the position table zero, or the Transformer paper's
+        PE(pos, 2i) = sin(pos / 10000^(2i/d)), PE(pos, 2i+1) = cos(...), written as exp(-2i ln
+        10000 / d); two layers. No attention: each position, alone in a sequence of one with
+        its position's row at position 0, gives the same logits, and every attention weight is
+        1 on that position."""
+        for name in ablate.VARIANTS:
+            with self.subTest(name):
+                mod, sd, tokens, logits, attention = self.edited_logits(name, 'amelia')
+                self.assertEqual(mod.n_layer, 1 + (name == 'two layers'))
+                d = mod.n_embd
+                zero = lambda rows, cols: [[0.0] * cols for _ in range(rows)]
+                if name == 'no MLP':
+                    sd = dict(sd, **{'layer0.mlp_fc2': zero(d, 4 * d)})
+                if name == 'no position':
+                    sd = dict(sd, wpe=zero(mod.block_size, d))
+                if name == 'sinusoidal':
+                    rate = lambda i: math.exp(-(i - i % 2) * math.log(10000) / d)
+                    pe = [[(math.sin, math.cos)[i % 2](pos * rate(i)) for i in range(d)]
+                          for pos in range(mod.block_size)]
+                    sd = dict(sd, wpe=pe)
+                    self.assertEqual(mod.sinusoid(0), [0.0, 1.0] * (d // 2))
+                if name != 'no attention':
+                    self.assert_same(name, logits, reference_logits(sd, tokens))
+                    continue
+                self.assertEqual(attention, [[1.0]] * (len(tokens) * mod.n_head))
+                alone = [reference_logits(dict(sd, wpe=[sd['wpe'][pos]]), [t])[0]
+                         for pos, t in enumerate(tokens)]
+                self.assert_same(name, logits, alone)
+
 
 if __name__ == '__main__':
     unittest.main()
