@@ -822,6 +822,7 @@ def settings():  # {name: value} of every setting as it stands now
     return {name: globals()[name] for name in KIND}
 
 DEFAULTS = settings()
+flags = {}  # the run's flags: a model file must agree with them
 
 def reset_settings():  # every setting back to its default in this file
     globals().update(DEFAULTS)
@@ -833,19 +834,15 @@ def all_or_nothing():  # if it fails: settings, model, random as they were
     try:
         yield
     except BaseException:  # Ctrl-C too
-        for name in set(globals()) - set(before):  # made in the block: a first model
-            del globals()[name]
+        globals().clear()  # and what the block made, such as a first model, is gone
         globals().update(before)
         random.setstate(state)
         raise
 
-flags = {}  # the run's flags: a model file must agree with them
-
 def configure(argv):  # Part 4's, for real: checks, then sets, the flags; they stay set
     if isinstance(argv, str):
         fail(f'main() takes a list of flags: main({shlex.split(argv)!r})')
-    given = flags
-    given.clear()
+    flags.clear()
     for i, arg in enumerate(argv):
         name, has_value, text = arg[2:].partition('=')
         kind = {**KIND, 'explain': str}.get(name) if arg.startswith('--') else None
@@ -854,7 +851,7 @@ def configure(argv):  # Part 4's, for real: checks, then sets, the flags; they s
             close += difflib.get_close_matches(name or arg, [*KIND, 'explain'], n=1)
             hint = f'did you mean --{close[0]}?' if close else 'see --help'
             fail(f'unknown setting {arg!r}; {hint}')
-        if name in given:
+        if name in flags:
             fail(f'--{name} is given twice; give it once')
         if not has_value and kind is not bool:
             value = argv[i + 1] if argv[i + 1:] and argv[i + 1][:2] != '--' else 'VALUE'
@@ -862,15 +859,15 @@ def configure(argv):  # Part 4's, for real: checks, then sets, the flags; they s
         text = text if has_value else 'true'  # a bare switch turns it on
         words = {'true': True, 'false': False, 'none': None}  # switches; init_std's None
         try:  # check_settings, below, checks every value's kind and range
-            given[name] = text if kind is str else words[text.lower()] if kind is bool or (
+            flags[name] = text if kind is str else words[text.lower()] if kind is bool or (
                 text.lower() in words) else kind(text)
         except (ValueError, KeyError):
             fail(f'--{name} takes {WORDS[kind]}, not {text!r}')
-    s = {k: given.get(k, v) for k, v in settings().items()}
+    s = {k: flags.get(k, v) for k, v in settings().items()}
     check_settings(s, shape=not (s['load'] or s['resume']))  # else the file's: load_model()
-    run_only = ('save', 'load', 'resume', 'explain')  # setup() reads these from given
-    globals().update({k: v for k, v in given.items() if k not in run_only})
-    return given
+    run_only = ('save', 'load', 'resume', 'explain')  # setup() reads these from flags
+    globals().update({k: v for k, v in flags.items() if k not in run_only})
+    return flags
 
 def check_settings(s, where='', shape=True):  # s: {name: value}; stops at the first bad one
     for name, value in s.items():  # a cell can assign anything: of its kind, or a whole number
