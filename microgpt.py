@@ -974,8 +974,7 @@ def read_model(path, resuming):  # Part 4's, each field checked; -> the model, a
     earlier = single and type(pairs) is list and all(type(p) is list and len(p) == 2 and all(
         type(t) is int and 0 <= t < len(vocab) + k for t in p) for k, p in enumerate(pairs))
     if not earlier or len(set(vocab)) < len(vocab) or len(set(map(tuple, pairs))) < len(pairs):
-        fail(f'{bad} its chars must be distinct single characters; its merges, distinct pairs '
-             f'of earlier token ids')
+        fail(f'{bad} its chars: distinct characters; merges: distinct pairs of earlier token ids')
     if type(blob.get('steps', 0)) is not int or blob.get('steps', 0) < 0:
         fail(f'{bad} its steps must be a whole number, 0 or more')
     if type(training) is not dict:
@@ -1048,11 +1047,10 @@ def fits_model(f, kind=None, what=''):  # f, after checks: the model fits
                      f'{name} = {value}, or run main() to train a new one')
         check_known(prompt, 'the prompt')
         given = (*args, *kwargs.values(), None)[0]  # docs, or text
-        texts = [given] if kind is str else given
+        texts = [given] if kind is str else given if kind else []
         if kind and not (type(given) is kind and texts and set(map(type, texts)) <= {str}):
             fail(f'{what} must be {WORDS[kind]}, not {given!r:.40}')
-        if kind:
-            check_known(''.join(texts), what)
+        check_known(''.join(texts), what)
         return f(*args, **kwargs)
     return checked
 
