@@ -968,8 +968,13 @@ def read_model(path, resuming):  # Part 4's, each field checked; -> the model, a
         fail(f'{bad} {type(e).__name__} {str(e)[:60]}')
     config, vocab, pairs = blob.get('config'), blob.get('chars'), blob.get('merges', [])
     training = blob.get('training') if resuming else {}
-    if type(config) is not dict or set(config) != set(SHAPE):
-        fail(f'{bad} its config needs {SHAPE}')
+    if type(training) is not dict:
+        fail(f'{path!r} holds no training state (8-bit, or saved by an older microgpt): '
+             f'--load starts a new schedule from its weights')
+    run = training.get('settings') if resuming else {}
+    if type(config) is not dict or type(run) is not dict or set(config) != set(SHAPE) or (
+            resuming and set(run) != set(RUN)):
+        fail(f'{bad} its config needs {SHAPE}; its training settings, {RUN}')
     single = type(vocab) is list and all(type(c) is str and len(c) == 1 for c in vocab)
     earlier = single and type(pairs) is list and all(type(p) is list and len(p) == 2 and all(
         type(t) is int and 0 <= t < len(vocab) + k for t in p) for k, p in enumerate(pairs))
@@ -977,24 +982,33 @@ def read_model(path, resuming):  # Part 4's, each field checked; -> the model, a
         fail(f'{bad} its chars: distinct characters; merges: distinct pairs of earlier token ids')
     if type(blob.get('steps', 0)) is not int or blob.get('steps', 0) < 0:
         fail(f'{bad} its steps must be a whole number, 0 or more')
-    if type(training) is not dict:
-        fail(f'{path!r} holds no training state (8-bit, or saved by an older microgpt): '
-             f'--load starts a new schedule from its weights')
-    run = training.get('settings') if resuming else {}
-    if type(run) is not dict or resuming and set(run) != set(RUN):
-        fail(f'{bad} its training settings need {RUN}')
-
     config = {**config, **run, 'bpe_merges': len(pairs)}
     check_settings({**settings(), **config}, f'with the model in {path!r}: ')
     for name, value in config.items():  # before the text is read
         if flags.get(name, value) != value:
             fail(f'--{name}={flags[name]} contradicts {path!r}, with {name}={value}')
-    globals().update(config)  # for shapes(); all_or_nothing() undoes it if a check fails
+    globals().update(config)  # for shapes(); undone if a check fails: all_or_nothing()
     use_vocab(vocab)
     use_merges(pairs)
     weights = blob.get('state_dict')
     if type(weights) is not dict or len(weights) < n_layer or set(weights) != set(shapes()):
         fail(f'{bad} not the matrices of its config')  # counted first: n_layer may be huge
+    if resuming:  # its step, its text, Adam's state, the random state
+        kinds = [type(training.get(k)) for k in ('step', 'input_crc', 'input_file')]
+        step = training.get('step')
+        if kinds != [int, int, str] or not 0 <= step <= min(num_steps, blob.get('steps', step)):
+            fail(f'{bad} it needs a step from 0 to num_steps={num_steps}, input_crc, input_file')
+        n_params = sum(rows * cols for rows, cols in shapes().values())
+        m, v = (numbers(training.get(k), (n_params,), f"{bad} Adam's {k}") for k in 'mv')
+        if min(v) < 0:
+            fail(f"{bad} Adam's v cannot be negative")
+        last = training.get('losses', [])  # older files have none: the mean starts anew
+        numbers(last, (min(len(last), 100) if type(last) is list else 0,), f'{bad} its losses')
+        try:
+            state = training.get('random_state')
+            random.Random().setstate((state[0], tuple(state[1]), state[2]))  # which checks it
+        except (TypeError, ValueError, IndexError, KeyError, OverflowError):
+            fail(f"{bad} its random_state is not one that Python's random module saved")
     try:  # 8-bit rows are [scale, text]; a scale that is not a float could repeat a text
         if blob.get('int8') and not all(type(r[0]) is float for w in weights.values() for r in w):
             raise TypeError
@@ -1004,26 +1018,7 @@ def read_model(path, resuming):  # Part 4's, each field checked; -> the model, a
     weights = {k: numbers(weights[k], size, f'{bad} {k}') for k, size in shapes().items()}
     if not all(map(math.isfinite, gpt(BOS, 0, *empty_cache(), weights))):
         fail(f'{bad} its weights make nan or inf logits')
-    checked = dict(blob, merges=pairs, int8=False, state_dict=weights)  # floats now
-    if not resuming:
-        return checked
-
-    kinds = [type(training.get(k)) for k in ('step', 'input_crc', 'input_file')]
-    step = training.get('step')
-    if kinds != [int, int, str] or not 0 <= step <= min(num_steps, blob.get('steps', step)):
-        fail(f'{bad} it needs a step from 0 to num_steps={num_steps}, input_crc, input_file')
-    n_params = sum(rows * cols for rows, cols in shapes().values())
-    m, v = (numbers(training.get(k), (n_params,), f"{bad} Adam's {k}") for k in 'mv')
-    if min(v) < 0:
-        fail(f"{bad} Adam's v cannot be negative")
-    last = training.get('losses', [])  # older files have none: the mean starts anew
-    numbers(last, (min(len(last), 100) if type(last) is list else 0,), f'{bad} its losses')
-    try:
-        state = training.get('random_state')
-        random.Random().setstate((state[0], tuple(state[1]), state[2]))  # which checks it
-    except (TypeError, ValueError, IndexError, KeyError, OverflowError):
-        fail(f"{bad} its random_state is not one that Python's random module saved")
-    return dict(checked, training=dict(training, m=m, v=v))
+    return dict(blob, merges=pairs, int8=False, state_dict=weights)  # floats
 
 # --- notebooks: a later cell may change a setting; the model must still fit it
 part1_use_weights = use_weights
