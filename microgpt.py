@@ -918,15 +918,22 @@ part4_setup = setup
 @all_or_nothing()
 def setup(argv):  # Part 4's, then the checks that need its text, its model or its file
     run = part4_setup(argv)
-    path, model_file = run['input_path'], run['model_file']
+    path, model_file, saving = run['input_path'], run['model_file'], run['save']
     if run['adam'].get('input_crc', run['input_crc']) != run['input_crc']:
         fail(f'{path!r} is not the text that {model_file!r} was trained on (it changed?): give '
              f'that --input_file, or --load to start a new schedule on this one')
-    if int8 and run['save'] in ('', run['resumed']):  # no training state
+    if int8 and saving in ('', run['resumed']):  # no training state
         fail(f'--int8 saves the model in 8 bits, with no training state: give --save=FILE'
              f'{f", another file than {model_file!r}" * bool(run["resumed"])}')
-    if run['save']:
-        check_save_path(run['save'])
+    try:  # before training: a save that would fail, or destroy a file, fails
+        if os.path.exists(saving):
+            with open(saving, 'rb') as f:  # a folder: IsADirectoryError
+                if f.read(11) != b'{"config": ':  # what save_model() writes first
+                    fail(f'--save={saving} is a file but not a model; use a new name')
+        if saving:
+            tempfile.TemporaryFile(dir=os.path.dirname(saving) or '.').close()  # writable?
+    except OSError as e:
+        fail(f'cannot save the model to {saving!r}: {e.strerror}')
     if path and not run['train_docs']:  # a text was read
         fail(f'input file {path!r} needs 2 different non-empty lines: to train on, to hold out')
     check_known(prompt, '--prompt')
@@ -939,16 +946,6 @@ def check_known(text, what):  # the model has a token for each character of text
     if unknown:
         fail(f'the model does not know these characters of {what}: {unknown[:20]!r}; it knows '
              f'only {"".join(c for c in chars if len(c) == 1)[:60]!r}, those it was made with')
-
-def check_save_path(path):  # before training: a save that would fail, or destroy a file, fails
-    try:
-        if os.path.exists(path):
-            with open(path, 'rb') as f:  # a folder: IsADirectoryError
-                if f.read(11) != b'{"config": ':  # what save_model() writes first
-                    fail(f'--save={path} is a file but not a model; use a new name')
-        tempfile.TemporaryFile(dir=os.path.dirname(path) or '.').close()  # writable?
-    except OSError as e:
-        fail(f'cannot save the model to {path!r}: {e.strerror}')
 
 # --- model files, read as untrusted input: each field checked before it is used
 part4_read_model = read_model
@@ -1060,23 +1057,21 @@ def command_line(argv):
     host = signal.signal(signal.SIGTERM, signal.default_int_handler) if main_thread else None
     if hasattr(sys.stdout, 'reconfigure'):  # IDLE, IPython: other streams
         sys.stdout.reconfigure(errors='replace')  # what a console cannot show: '?'
-    code = 0
     try:  # SIGTERM cleans up as Ctrl-C does
-        main(argv)
+        try:
+            main(argv)
+        except KeyboardInterrupt:
+            fail('interrupted', 130)
+        except MemoryError:
+            fail('out of memory: the model or the data is too big for this machine', 1)
     except MicrogptError as e:
-        message, code = str(e), e.code
-    except KeyboardInterrupt:
-        message, code = 'interrupted', 130
-    except MemoryError:
-        message, code = 'out of memory: the model or the data is too big for this machine', 1
+        print(f'microgpt: {e}', file=sys.stderr)
+        sys.exit(e.code)
     except BrokenPipeError:  # piped into `head`: stop quietly
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     finally:
         if host is not None:  # IDLE, %run and runpy get theirs back
             signal.signal(signal.SIGTERM, host)
-    if code:
-        print(f'microgpt: {message}', file=sys.stderr)
-        sys.exit(code)
 
 if __name__ == '__main__':
     if '__file__' in globals():  # a script: python, IDLE's Run Module, %run, runpy
