@@ -808,7 +808,7 @@ def load_model(blob, resuming):  # save_model() undone; -> to resume, the traini
 
 # ======== The guard rails: a learner may stop here. Flags, files, the command line ========
 # --- settings: the flags; one check for flags, notebook cells, model files
-KIND = dict(  # what each setting takes, whatever the file says; init_std: a number or None
+KIND = dict(  # what each setting takes, whatever the file says
     input_file=str, n_layer=int, n_embd=int, n_head=int, block_size=int, num_steps=int,
     batch_size=int, learning_rate=float, beta1=float, beta2=float, eps=float, init_std=float,
     temperature=float, prompt=str, num_samples=int, seed=int, part2=bool, fused=bool,
@@ -834,7 +834,7 @@ def all_or_nothing():  # if it fails: settings, model, random as they were
     try:
         yield
     except BaseException:  # Ctrl-C too
-        globals().clear()  # and what the block made, such as a first model, is gone
+        globals().clear()  # what the block made, a first model, goes too
         globals().update(before)
         random.setstate(state)
         raise
@@ -864,19 +864,19 @@ def configure(argv):  # Part 4's, for real: checks, then sets, the flags; they s
         except (ValueError, KeyError):
             fail(f'--{name} takes {WORDS[kind]}, not {text!r}')
     s = {k: flags.get(k, v) for k, v in settings().items()}
-    check_settings(s, shape=not (s['load'] or s['resume']))  # else the file's: load_model()
-    run_only = ('save', 'load', 'resume', 'explain')  # setup() reads these from flags
+    check_settings(s, shape=not (s['load'] or s['resume']))  # else the file's
+    run_only = ('save', 'load', 'resume', 'explain')  # setup() reads them
     globals().update({k: v for k, v in flags.items() if k not in run_only})
     return flags
 
 def check_settings(s, where='', shape=True):  # s: {name: value}; stops at the first bad one
-    for name, value in s.items():  # a cell can assign anything: of its kind, or a whole number
+    for name, value in s.items():  # a cell can assign anything
         kind = KIND[name]
         if not (type(value) is kind or kind is float and type(value) is int
                 or name == 'init_std' and value is None):
             fail(f'{where}{name} takes {WORDS[kind]}, not {value!r}')
         low = 1 if name in (*SHAPE, 'batch_size') else 0
-        above = name in ('learning_rate', 'eps', 'temperature')  # 0 would stall or divide by 0
+        above = name in ('learning_rate', 'eps', 'temperature')  # 0 breaks them
         if kind in (int, float) and value is not None and not (
                 low <= value < math.inf and (value or not above)):
             must = 'at least 1' if low else '> 0' if above else 'not negative'
@@ -891,9 +891,9 @@ def check_settings(s, where='', shape=True):  # s: {name: value}; stops at the f
         fail(f'{where}--load and --resume both read a model: give one of them')
 
 def help_text():  # by part, each flag, its value now and the comment beside its setting
-    source = linecache.getlines(main.__code__.co_filename)  # this file, or a notebook's cell
+    source = linecache.getlines(main.__code__.co_filename)  # the file, a cell
     lines = {'': 'usage: python microgpt.py [--name=value ...]  (a bare --switch means True)'}
-    for line in source or [f'{name} = ...' for name in KIND]:  # no source: the names alone
+    for line in source or [f'{name} = ...' for name in KIND]:  # no source: KIND
         ruler = re.match(r'# =+ (Part \d): (.*?) =', line)
         setting = re.match(r'(\w+) = .*?(?:  # (.*))?$', line)
         if ruler:
@@ -920,8 +920,7 @@ def setup(argv):  # Part 4's, then the checks that need its text, its model or i
     run = part4_setup(argv)
     path, model_file, saving = run['input_path'], run['model_file'], run['save']
     if run['adam'].get('input_crc', run['input_crc']) != run['input_crc']:
-        fail(f'{path!r} is not the text that {model_file!r} was trained on (it changed?): give '
-             f'that --input_file, or --load to start a new schedule on this one')
+        fail(f'{path!r} is not the text that {model_file!r} was trained on: give its --input_file')
     if int8 and saving in ('', run['resumed']):  # no training state
         fail(f'--int8 saves the model in 8 bits, with no training state: give --save=FILE'
              f'{f", another file than {model_file!r}" * bool(run["resumed"])}')
@@ -966,8 +965,7 @@ def read_model(path, resuming):  # Part 4's, each field checked; -> the model, a
     config, vocab, pairs = blob.get('config'), blob.get('chars'), blob.get('merges', [])
     training = blob.get('training') if resuming else {}
     if type(training) is not dict:
-        fail(f'{path!r} holds no training state (8-bit, or saved by an older microgpt): '
-             f'--load starts a new schedule from its weights')
+        fail(f'{path!r} holds no training state (8-bit or older): --load starts anew from it')
     run = training.get('settings') if resuming else {}
     if type(config) is not dict or type(run) is not dict or set(config) != set(SHAPE) or (
             resuming and set(run) != set(RUN)):
@@ -1001,9 +999,9 @@ def read_model(path, resuming):  # Part 4's, each field checked; -> the model, a
             fail(f"{bad} Adam's v cannot be negative")
         last = training.get('losses', [])  # older files have none: the mean starts anew
         numbers(last, (min(len(last), 100) if type(last) is list else 0,), f'{bad} its losses')
-        try:
+        try:  # Python's random module checks the state it saved
             state = training.get('random_state')
-            random.Random().setstate((state[0], tuple(state[1]), state[2]))  # which checks it
+            random.Random().setstate((state[0], tuple(state[1]), state[2]))
         except (TypeError, ValueError, IndexError, KeyError, OverflowError):
             fail(f"{bad} its random_state is not one that Python's random module saved")
     try:  # 8-bit rows are [scale, text]; a scale that is not a float could repeat a text
@@ -1031,7 +1029,7 @@ def fits_model(f, kind=None, what=''):  # f, after checks: the model fits
         if 'state_dict' not in globals():
             fail('there is no model yet: run main(), or use_vocab() then use_weights()')
         check_settings(settings())
-        if not all(math.isfinite(p.data) for p in params):  # a run that diverged
+        if not all(math.isfinite(p.data) for p in params):  # a run diverged
             fail('the model holds nan or inf weights: train again with a lower learning_rate')
         for name, value in model_shape.items():
             if globals()[name] != value:
@@ -1056,7 +1054,7 @@ def command_line(argv):
     main_thread = threading.current_thread() is threading.main_thread()  # only it takes signals
     host = signal.signal(signal.SIGTERM, signal.default_int_handler) if main_thread else None
     if hasattr(sys.stdout, 'reconfigure'):  # IDLE, IPython: other streams
-        sys.stdout.reconfigure(errors='replace')  # what a console cannot show: '?'
+        sys.stdout.reconfigure(errors='replace')  # what it cannot show: '?'
     try:  # SIGTERM cleans up as Ctrl-C does
         try:
             main(argv)
@@ -1074,7 +1072,7 @@ def command_line(argv):
             signal.signal(signal.SIGTERM, host)
 
 if __name__ == '__main__':
-    if '__file__' in globals():  # a script: python, IDLE's Run Module, %run, runpy
+    if '__file__' in globals():  # python, IDLE's Run Module, %run, runpy
         command_line(sys.argv[1:])
     else:  # pasted into a notebook cell, where sys.argv is the kernel's
         main()
