@@ -977,6 +977,7 @@ def read_model(path, resuming):  # Part 4's, each field checked; -> the model, a
         fail(f'{bad} its chars: distinct characters; merges: distinct pairs of earlier token ids')
     if type(blob.get('steps', 0)) is not int or blob.get('steps', 0) < 0:
         fail(f'{bad} its steps must be a whole number, 0 or more')
+
     config = {**config, **run, 'bpe_merges': len(pairs)}
     check_settings({**settings(), **config}, f'with the model in {path!r}: ')
     for name, value in config.items():  # before the text is read
