@@ -354,6 +354,8 @@ MUTANTS = [  # (what it breaks, text in microgpt.py, replacement, the tests to r
      'test_5_guard_rails.AllOrNothing'),
     ('a contradiction with the model file goes unnoticed',
      "if flags.get(name, value) != value:", "if False:", 'test_5_guard_rails.SaveLoadPrompt'),
+    ('the command line: Ctrl-C exits 2, not 130',
+     "fail('interrupted', 130)", "fail('interrupted')", 'test_4_running.CtrlCAndSigterm'),
     ('command_line() in a thread sets a signal handler',
      "if main_thread else None", "", 'test_4_running.Script'),
     ('-h is not --help',
