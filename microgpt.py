@@ -808,7 +808,7 @@ def load_model(blob, resuming):  # save_model() undone; -> to resume, the traini
 
 # ======== The guard rails: a learner may stop here. Flags, files, the command line ========
 # --- settings: the flags; one check for flags, notebook cells, model files
-KIND = dict(  # what each setting takes, whatever the file says; init_std: a number or None
+KIND = dict(  # what each setting takes, whatever the file says
     input_file=str, n_layer=int, n_embd=int, n_head=int, block_size=int, num_steps=int,
     batch_size=int, learning_rate=float, beta1=float, beta2=float, eps=float, init_std=float,
     temperature=float, prompt=str, num_samples=int, seed=int, part2=bool, fused=bool,
@@ -822,6 +822,7 @@ def settings():  # {name: value} of every setting as it stands now
     return {name: globals()[name] for name in KIND}
 
 DEFAULTS = settings()
+flags = {}  # the run's flags: a model file must agree with them
 
 def reset_settings():  # every setting back to its default in this file
     globals().update(DEFAULTS)
@@ -833,19 +834,15 @@ def all_or_nothing():  # if it fails: settings, model, random as they were
     try:
         yield
     except BaseException:  # Ctrl-C too
-        for name in set(globals()) - set(before):  # made in the block: a first model
-            del globals()[name]
+        globals().clear()  # what the block made, a first model, goes too
         globals().update(before)
         random.setstate(state)
         raise
 
-flags = {}  # the run's flags: a model file must agree with them
-
 def configure(argv):  # Part 4's, for real: checks, then sets, the flags; they stay set
     if isinstance(argv, str):
         fail(f'main() takes a list of flags: main({shlex.split(argv)!r})')
-    given = flags
-    given.clear()
+    flags.clear()
     for i, arg in enumerate(argv):
         name, has_value, text = arg[2:].partition('=')
         kind = {**KIND, 'explain': str}.get(name) if arg.startswith('--') else None
@@ -854,7 +851,7 @@ def configure(argv):  # Part 4's, for real: checks, then sets, the flags; they s
             close += difflib.get_close_matches(name or arg, [*KIND, 'explain'], n=1)
             hint = f'did you mean --{close[0]}?' if close else 'see --help'
             fail(f'unknown setting {arg!r}; {hint}')
-        if name in given:
+        if name in flags:
             fail(f'--{name} is given twice; give it once')
         if not has_value and kind is not bool:
             value = argv[i + 1] if argv[i + 1:] and argv[i + 1][:2] != '--' else 'VALUE'
@@ -862,24 +859,24 @@ def configure(argv):  # Part 4's, for real: checks, then sets, the flags; they s
         text = text if has_value else 'true'  # a bare switch turns it on
         words = {'true': True, 'false': False, 'none': None}  # switches; init_std's None
         try:  # check_settings, below, checks every value's kind and range
-            given[name] = text if kind is str else words[text.lower()] if kind is bool or (
+            flags[name] = text if kind is str else words[text.lower()] if kind is bool or (
                 text.lower() in words) else kind(text)
         except (ValueError, KeyError):
             fail(f'--{name} takes {WORDS[kind]}, not {text!r}')
-    s = {k: given.get(k, v) for k, v in settings().items()}
-    check_settings(s, shape=not (s['load'] or s['resume']))  # else the file's: load_model()
-    run_only = ('save', 'load', 'resume', 'explain')  # setup() reads these from given
-    globals().update({k: v for k, v in given.items() if k not in run_only})
-    return given
+    s = {k: flags.get(k, v) for k, v in settings().items()}
+    check_settings(s, shape=not (s['load'] or s['resume']))  # else the file's
+    run_only = ('save', 'load', 'resume', 'explain')  # setup() reads them
+    globals().update({k: v for k, v in flags.items() if k not in run_only})
+    return flags
 
 def check_settings(s, where='', shape=True):  # s: {name: value}; stops at the first bad one
-    for name, value in s.items():  # a cell can assign anything: of its kind, or a whole number
+    for name, value in s.items():  # a cell can assign anything
         kind = KIND[name]
         if not (type(value) is kind or kind is float and type(value) is int
                 or name == 'init_std' and value is None):
             fail(f'{where}{name} takes {WORDS[kind]}, not {value!r}')
         low = 1 if name in (*SHAPE, 'batch_size') else 0
-        above = name in ('learning_rate', 'eps', 'temperature')  # 0 would stall or divide by 0
+        above = name in ('learning_rate', 'eps', 'temperature')  # 0 breaks them
         if kind in (int, float) and value is not None and not (
                 low <= value < math.inf and (value or not above)):
             must = 'at least 1' if low else '> 0' if above else 'not negative'
@@ -894,9 +891,9 @@ def check_settings(s, where='', shape=True):  # s: {name: value}; stops at the f
         fail(f'{where}--load and --resume both read a model: give one of them')
 
 def help_text():  # by part, each flag, its value now and the comment beside its setting
-    source = linecache.getlines(main.__code__.co_filename)  # this file, or a notebook's cell
+    source = linecache.getlines(main.__code__.co_filename)  # the file, a cell
     lines = {'': 'usage: python microgpt.py [--name=value ...]  (a bare --switch means True)'}
-    for line in source or [f'{name} = ...' for name in KIND]:  # no source: the names alone
+    for line in source or [f'{name} = ...' for name in KIND]:  # no source: KIND
         ruler = re.match(r'# =+ (Part \d): (.*?) =', line)
         setting = re.match(r'(\w+) = .*?(?:  # (.*))?$', line)
         if ruler:
@@ -921,15 +918,21 @@ part4_setup = setup
 @all_or_nothing()
 def setup(argv):  # Part 4's, then the checks that need its text, its model or its file
     run = part4_setup(argv)
-    path, model_file = run['input_path'], run['model_file']
+    path, model_file, saving = run['input_path'], run['model_file'], run['save']
     if run['adam'].get('input_crc', run['input_crc']) != run['input_crc']:
-        fail(f'{path!r} is not the text that {model_file!r} was trained on (it changed?): give '
-             f'that --input_file, or --load to start a new schedule on this one')
-    if int8 and run['save'] in ('', run['resumed']):  # no training state
+        fail(f'{path!r} is not the text that {model_file!r} was trained on: give its --input_file')
+    if int8 and saving in ('', run['resumed']):  # no training state
         fail(f'--int8 saves the model in 8 bits, with no training state: give --save=FILE'
              f'{f", another file than {model_file!r}" * bool(run["resumed"])}')
-    if run['save']:
-        check_save_path(run['save'])
+    try:  # before training: a save that would fail, or destroy a file, fails
+        if os.path.exists(saving):
+            with open(saving, 'rb') as f:  # a folder: IsADirectoryError
+                if f.read(11) != b'{"config": ':  # what save_model() writes first
+                    fail(f'--save={saving} is a file but not a model; use a new name')
+        if saving:
+            tempfile.TemporaryFile(dir=os.path.dirname(saving) or '.').close()  # writable?
+    except OSError as e:
+        fail(f'cannot save the model to {saving!r}: {e.strerror}')
     if path and not run['train_docs']:  # a text was read
         fail(f'input file {path!r} needs 2 different non-empty lines: to train on, to hold out')
     check_known(prompt, '--prompt')
@@ -942,16 +945,6 @@ def check_known(text, what):  # the model has a token for each character of text
     if unknown:
         fail(f'the model does not know these characters of {what}: {unknown[:20]!r}; it knows '
              f'only {"".join(c for c in chars if len(c) == 1)[:60]!r}, those it was made with')
-
-def check_save_path(path):  # before training: a save that would fail, or destroy a file, fails
-    try:
-        if os.path.exists(path):
-            with open(path, 'rb') as f:  # a folder: IsADirectoryError
-                if f.read(11) != b'{"config": ':  # what save_model() writes first
-                    fail(f'--save={path} is a file but not a model; use a new name')
-        tempfile.TemporaryFile(dir=os.path.dirname(path) or '.').close()  # writable?
-    except OSError as e:
-        fail(f'cannot save the model to {path!r}: {e.strerror}')
 
 # --- model files, read as untrusted input: each field checked before it is used
 part4_read_model = read_model
@@ -971,34 +964,47 @@ def read_model(path, resuming):  # Part 4's, each field checked; -> the model, a
         fail(f'{bad} {type(e).__name__} {str(e)[:60]}')
     config, vocab, pairs = blob.get('config'), blob.get('chars'), blob.get('merges', [])
     training = blob.get('training') if resuming else {}
-    if type(config) is not dict or set(config) != set(SHAPE):
-        fail(f'{bad} its config needs {SHAPE}')
+    if type(training) is not dict:
+        fail(f'{path!r} holds no training state (8-bit or older): --load starts anew from it')
+    run = training.get('settings') if resuming else {}
+    if type(config) is not dict or type(run) is not dict or set(config) != set(SHAPE) or (
+            resuming and set(run) != set(RUN)):
+        fail(f'{bad} its config needs {SHAPE}; its training settings, {RUN}')
     single = type(vocab) is list and all(type(c) is str and len(c) == 1 for c in vocab)
     earlier = single and type(pairs) is list and all(type(p) is list and len(p) == 2 and all(
         type(t) is int and 0 <= t < len(vocab) + k for t in p) for k, p in enumerate(pairs))
     if not earlier or len(set(vocab)) < len(vocab) or len(set(map(tuple, pairs))) < len(pairs):
-        fail(f'{bad} its chars must be distinct single characters; its merges, distinct pairs '
-             f'of earlier token ids')
+        fail(f'{bad} its chars: distinct characters; merges: distinct pairs of earlier token ids')
     if type(blob.get('steps', 0)) is not int or blob.get('steps', 0) < 0:
         fail(f'{bad} its steps must be a whole number, 0 or more')
-    if type(training) is not dict:
-        fail(f'{path!r} holds no training state (8-bit, or saved by an older microgpt): '
-             f'--load starts a new schedule from its weights')
-    run = training.get('settings') if resuming else {}
-    if type(run) is not dict or resuming and set(run) != set(RUN):
-        fail(f'{bad} its training settings need {RUN}')
 
     config = {**config, **run, 'bpe_merges': len(pairs)}
     check_settings({**settings(), **config}, f'with the model in {path!r}: ')
     for name, value in config.items():  # before the text is read
         if flags.get(name, value) != value:
             fail(f'--{name}={flags[name]} contradicts {path!r}, with {name}={value}')
-    globals().update(config)  # for shapes(); all_or_nothing() undoes it if a check fails
+    globals().update(config)  # for shapes(); undone if a check fails: all_or_nothing()
     use_vocab(vocab)
     use_merges(pairs)
     weights = blob.get('state_dict')
     if type(weights) is not dict or len(weights) < n_layer or set(weights) != set(shapes()):
         fail(f'{bad} not the matrices of its config')  # counted first: n_layer may be huge
+    if resuming:  # its step, its text, Adam's state, the random state
+        kinds = [type(training.get(k)) for k in ('step', 'input_crc', 'input_file')]
+        step = training.get('step')
+        if kinds != [int, int, str] or not 0 <= step <= min(num_steps, blob.get('steps', step)):
+            fail(f'{bad} it needs a step from 0 to num_steps={num_steps}, input_crc, input_file')
+        n_params = sum(rows * cols for rows, cols in shapes().values())
+        m, v = (numbers(training.get(k), (n_params,), f"{bad} Adam's {k}") for k in 'mv')
+        if min(v) < 0:
+            fail(f"{bad} Adam's v cannot be negative")
+        last = training.get('losses', [])  # older files have none: the mean starts anew
+        numbers(last, (min(len(last), 100) if type(last) is list else 0,), f'{bad} its losses')
+        try:  # Python's random module checks the state it saved
+            state = training.get('random_state')
+            random.Random().setstate((state[0], tuple(state[1]), state[2]))
+        except (TypeError, ValueError, IndexError, KeyError, OverflowError):
+            fail(f"{bad} its random_state is not one that Python's random module saved")
     try:  # 8-bit rows are [scale, text]; a scale that is not a float could repeat a text
         if blob.get('int8') and not all(type(r[0]) is float for w in weights.values() for r in w):
             raise TypeError
@@ -1008,26 +1014,7 @@ def read_model(path, resuming):  # Part 4's, each field checked; -> the model, a
     weights = {k: numbers(weights[k], size, f'{bad} {k}') for k, size in shapes().items()}
     if not all(map(math.isfinite, gpt(BOS, 0, *empty_cache(), weights))):
         fail(f'{bad} its weights make nan or inf logits')
-    checked = dict(blob, merges=pairs, int8=False, state_dict=weights)  # floats now
-    if not resuming:
-        return checked
-
-    kinds = [type(training.get(k)) for k in ('step', 'input_crc', 'input_file')]
-    step = training.get('step')
-    if kinds != [int, int, str] or not 0 <= step <= min(num_steps, blob.get('steps', step)):
-        fail(f'{bad} it needs a step from 0 to num_steps={num_steps}, input_crc, input_file')
-    n_params = sum(rows * cols for rows, cols in shapes().values())
-    m, v = (numbers(training.get(k), (n_params,), f"{bad} Adam's {k}") for k in 'mv')
-    if min(v) < 0:
-        fail(f"{bad} Adam's v cannot be negative")
-    last = training.get('losses', [])  # older files have none: the mean starts anew
-    numbers(last, (min(len(last), 100) if type(last) is list else 0,), f'{bad} its losses')
-    try:
-        state = training.get('random_state')
-        random.Random().setstate((state[0], tuple(state[1]), state[2]))  # which checks it
-    except (TypeError, ValueError, IndexError, KeyError, OverflowError):
-        fail(f"{bad} its random_state is not one that Python's random module saved")
-    return dict(checked, training=dict(training, m=m, v=v))
+    return dict(blob, merges=pairs, int8=False, state_dict=weights)  # floats
 
 # --- notebooks: a later cell may change a setting; the model must still fit it
 part1_use_weights = use_weights
@@ -1043,7 +1030,7 @@ def fits_model(f, kind=None, what=''):  # f, after checks: the model fits
         if 'state_dict' not in globals():
             fail('there is no model yet: run main(), or use_vocab() then use_weights()')
         check_settings(settings())
-        if not all(math.isfinite(p.data) for p in params):  # a run that diverged
+        if not all(math.isfinite(p.data) for p in params):  # a run diverged
             fail('the model holds nan or inf weights: train again with a lower learning_rate')
         for name, value in model_shape.items():
             if globals()[name] != value:
@@ -1051,11 +1038,10 @@ def fits_model(f, kind=None, what=''):  # f, after checks: the model fits
                      f'{name} = {value}, or run main() to train a new one')
         check_known(prompt, 'the prompt')
         given = (*args, *kwargs.values(), None)[0]  # docs, or text
-        texts = [given] if kind is str else given
+        texts = [given] if kind is str else given if kind else []
         if kind and not (type(given) is kind and texts and set(map(type, texts)) <= {str}):
             fail(f'{what} must be {WORDS[kind]}, not {given!r:.40}')
-        if kind:
-            check_known(''.join(texts), what)
+        check_known(''.join(texts), what)
         return f(*args, **kwargs)
     return checked
 
@@ -1069,27 +1055,25 @@ def command_line(argv):
     main_thread = threading.current_thread() is threading.main_thread()  # only it takes signals
     host = signal.signal(signal.SIGTERM, signal.default_int_handler) if main_thread else None
     if hasattr(sys.stdout, 'reconfigure'):  # IDLE, IPython: other streams
-        sys.stdout.reconfigure(errors='replace')  # what a console cannot show: '?'
-    code = 0
+        sys.stdout.reconfigure(errors='replace')  # what it cannot show: '?'
     try:  # SIGTERM cleans up as Ctrl-C does
-        main(argv)
+        try:
+            main(argv)
+        except KeyboardInterrupt:
+            fail('interrupted', 130)
+        except MemoryError:
+            fail('out of memory: the model or the data is too big for this machine', 1)
     except MicrogptError as e:
-        message, code = str(e), e.code
-    except KeyboardInterrupt:
-        message, code = 'interrupted', 130
-    except MemoryError:
-        message, code = 'out of memory: the model or the data is too big for this machine', 1
+        print(f'microgpt: {e}', file=sys.stderr)
+        sys.exit(e.code)
     except BrokenPipeError:  # piped into `head`: stop quietly
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     finally:
         if host is not None:  # IDLE, %run and runpy get theirs back
             signal.signal(signal.SIGTERM, host)
-    if code:
-        print(f'microgpt: {message}', file=sys.stderr)
-        sys.exit(code)
 
 if __name__ == '__main__':
-    if '__file__' in globals():  # a script: python, IDLE's Run Module, %run, runpy
+    if '__file__' in globals():  # python, IDLE's Run Module, %run, runpy
         command_line(sys.argv[1:])
     else:  # pasted into a notebook cell, where sys.argv is the kernel's
         main()

@@ -894,7 +894,7 @@ class AllOrNothing(CommandLineCase):
         cases = {  # where Ctrl-C arrives: setup() calls each of these through the module
             'reading the text': ('read_text', new), 'learning merges': ('learn_merges', new),
             'making the weights': ('use_weights', new),
-            'checking the save path': ('check_save_path', new),
+            'checking the characters, the last stage': ('check_known', new),
             'loading the weights': ('use_weights', self.quick(f'--load={self.model}')),
             'taking the merges of a model': ('use_merges', self.resume(self.model)),
         }
