@@ -9,9 +9,9 @@ Part 3 is what production changes in the model: subword tokens and 8-bit weights
 Part 4 runs it: its main() replaces Part 1's. After it come only guard rails: stop there."""
 import math, random, zlib  # Part 1
 from operator import mul
-import contextlib, gc, os  # Part 2
+import contextlib, gc  # Part 2
 import array, base64, collections, itertools, sys  # Part 3
-import json, pathlib, shlex, signal, threading, time  # Part 4
+import json, os, pathlib, shlex, signal, threading, time  # Part 4
 import difflib, functools, linecache, re, tempfile  # the guard rails
 
 # ============================= Part 1: the GPT ===============================
@@ -230,11 +230,11 @@ def train(train_docs, m, v, start=0):  # yields (step, loss, batch); m, v: Adam'
         yield step, loss, batch
 
 # --- evaluation: the mean loss per predicted token, on documents not trained on
-def evaluate(docs):
+def evaluate(docs, sd=None):  # sd: the weights, as in sample()
     start = len(tape)
     losses = []
     for doc in docs:
-        losses += [data(loss) for loss in doc_losses(encode(doc))]
+        losses += [data(loss) for loss in doc_losses(encode(doc), sd)]
         del tape[start:]  # no backward() follows: drop the graph made here
     return math.fsum(losses) / len(losses)  # fsum: exact, in any order
 
@@ -276,7 +276,6 @@ def main():  # Part 4's main() replaces this one: the same training, checked and
 part2 = True              # False: all of Part 2 off, Part 1 exactly as written
 fused = True              # one graph node for a dot, softmax output or loss
 no_grad = True            # evaluate and sample on plain floats, with no graph
-prefix_cache = True       # evaluation reuses the work of a shared prefix
 pause_gc = True           # no garbage collector in training: no cycles to free
 
 # --- fused nodes (~ tensor kernels): gradients by hand, clarity traded for speed
@@ -310,7 +309,7 @@ def cross_entropy(logits, target):  # one node: d loss / d logit_j = p_j - 1[j =
     grads = [p - (j == target) for j, p in enumerate(part1_softmax(floats))]
     return Value(part1_cross_entropy(floats, target), logits, grads)
 
-# --- plain floats (~ torch.no_grad), a prefix cache (~ inference servers) ---
+# --- plain floats (~ torch.no_grad): evaluation and sampling build no graph -
 part1_evaluate, part1_sample = evaluate, sample
 
 def float_weights():  # state_dict as plain floats: gpt() builds no graph
@@ -319,24 +318,8 @@ def float_weights():  # state_dict as plain floats: gpt() builds no graph
 def sample(sd=None):
     return part1_sample(float_weights() if part2 and no_grad and sd is None else sd)
 
-def evaluate(docs, each=iter):  # sorted, a doc often starts as the one before
-    if not (part2 and no_grad):  # each(docs): the docs as read; a caller may show progress
-        return part1_evaluate(each(docs))
-    sd = float_weights()
-    keys, values = empty_cache()
-    logits = []  # per position fed: what a shared start computed, as keys, values
-    fed = []
-    losses = []
-    for doc in each(sorted(docs) if prefix_cache else docs):
-        tokens = encode(doc)[:block_size + 1]  # block_size predictions at most
-        shared = len(os.path.commonprefix([tokens[:-1], fed])) if prefix_cache else 0
-        for cache in keys + values + [logits]:  # keep the shared start's work
-            del cache[shared:]
-        for pos_id in range(shared, len(tokens) - 1):
-            logits.append(gpt(tokens[pos_id], pos_id, keys, values, sd))
-        losses += [cross_entropy(logits[t], tokens[t + 1]) for t in range(len(tokens) - 1)]
-        fed = tokens[:-1]
-    return math.fsum(losses) / len(losses)
+def evaluate(docs, each=iter):  # each(docs): the docs as read; a caller may show progress
+    return part1_evaluate(each(docs), float_weights() if part2 and no_grad else None)
 
 # --- a resting collector (~ memory management): the graph has no cycles to free
 def resting_collector():  # in training: it would scan the graph again and again
@@ -812,7 +795,7 @@ KIND = dict(  # what each setting takes, whatever the file says
     input_file=str, n_layer=int, n_embd=int, n_head=int, block_size=int, num_steps=int,
     batch_size=int, learning_rate=float, beta1=float, beta2=float, eps=float, init_std=float,
     temperature=float, prompt=str, num_samples=int, seed=int, part2=bool, fused=bool,
-    no_grad=bool, prefix_cache=bool, pause_gc=bool, bpe_merges=int, int8=bool,
+    no_grad=bool, pause_gc=bool, bpe_merges=int, int8=bool,
     eval_interval=int, eval_iters=int, eval_docs=int, save=str, load=str, resume=str,
     embeddings=bool)
 WORDS = {bool: 'True or False', int: 'a whole number', float: 'a number', str: 'a text',

@@ -593,8 +593,8 @@ def switched(name, value):  # -> evaluate with one of Part 2's switches set to v
 
 
 def eval_speed(before_path):
-    """Evaluation of the same docs with the same weights, before and now, and now with each of
-    prefix_cache and no_grad off: the held-out docs sorted and cut into chunks, which each
+    """Evaluation of the same docs with the same weights, before and now, and now with no_grad
+    off: the held-out docs sorted and cut into chunks, which each
     evaluates in turn. The ratios are of the sums: the whole evaluation."""
     before = load_module(before_path, 'before')
     for argv, n_docs, size in (([], None, 400), (['--n_layer=4', '--n_embd=64'], 800, 100)):
@@ -605,8 +605,6 @@ def eval_speed(before_path):
         before.use_vocab(m.chars)
         before.use_weights(m.float_weights())
         runs = {'before': before.evaluate, 'now': m.evaluate}
-        if not argv:
-            runs['prefix_cache=False'] = switched('prefix_cache', False)
         wall, cpu, loss = in_turns(chunks, runs)
         total = {name: (sum(wall[name]), sum(cpu[name])) for name in runs}
         same = all(a == b for a, b in zip(loss['before'], loss['now']))
@@ -620,11 +618,6 @@ def eval_speed(before_path):
               f'{"the same losses" if same else "DIFFERENT losses"}')
         if argv:
             continue
-        off = total['prefix_cache=False']
-        same = all(a == b for a, b in zip(loss['prefix_cache=False'], loss['now']))
-        print(f'  prefix_cache=False: {off[0]:.2f} s wall, {off[1]:.2f} s CPU: '
-              f'{off[0] / total["now"][0]:.2f}x the time of now ({off[1] / total["now"][1]:.2f}x '
-              f'CPU); {"the same losses" if same else "DIFFERENT losses"}')
         few = sorted(m.spread(val_docs, 320))
         gw, gc_, _ = in_turns([few[k:k + 40] for k in range(0, 320, 40)],
                               {'now': m.evaluate, 'graph': switched('no_grad', False)})

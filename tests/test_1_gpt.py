@@ -930,18 +930,15 @@ class Evaluation(Part1Case):
         docs = WORDS[:8] + ['a', 'elizabeth']  # short, and longer than the context: cut
         losses = [loss for doc in docs for loss in reference_losses(weights(), m.encode(doc))]
         self.assertEqual(len(losses), sum(min(m.block_size, len(doc) + 1) for doc in docs))
-        for part2, prefix_cache, no_grad, fused in ((True, True, True, True),
-                                                    (True, False, True, True),
-                                                    (True, False, False, False),
-                                                    (True, False, False, True),
-                                                    (False, True, True, True)):  # Part 1's
-            m.part2, m.prefix_cache, m.no_grad, m.fused = part2, prefix_cache, no_grad, fused
+        for part2, no_grad, fused in ((True, True, True), (True, False, False),
+                                      (True, False, True), (False, True, True)):  # Part 1's
+            m.part2, m.no_grad, m.fused = part2, no_grad, fused
             state = random.getstate()
             diff = abs(m.evaluate(docs) - sum(losses) / len(losses))
             self.assertEqual(random.getstate(), state)  # no number drawn: the samples after a
             # final evaluation are those without it (test_5's recipe counts them with none)
-            report(f'evaluate() vs reference, part2={part2} prefix_cache={prefix_cache} '
-                   f'no_grad={no_grad} fused={fused}', diff, EXACT_TOL)
+            report(f'evaluate() vs reference, part2={part2} no_grad={no_grad} fused={fused}',
+                   diff, EXACT_TOL)
             self.assertLessEqual(diff, EXACT_TOL)
             self.assertEqual(m.tape, [])
 

@@ -6,7 +6,7 @@ pass in helpers. Each prints its max difference beside its named tolerance.
     python -m unittest discover -s tests -v
 
 The classes follow Part 2's sections: its switches (each one, and part2 for all), fused nodes, plain
-floats and the prefix cache, the resting collector, data parallelism, and the proof: self_check()
+floats, the resting collector, and the proof: self_check()
 in this process, then in runs of copies of microgpt.py with a learner's edit to Part 1 (new
 interpreters, started by setUpModule so that they run beside the other tests).
 """
@@ -70,7 +70,7 @@ def train(train_docs=WORDS, val_docs=VAL):
 
 # ---- the switches: with any one off, the same run -----------------------------------------------
 class EachSwitchChangesOnlyTheSpeed(Case):
-    """With each of fused, no_grad, prefix_cache and pause_gc off, one at a time, and with all of
+    """With each of fused, no_grad and pause_gc off, one at a time, and with all of
     them (part2=False), a short training run, evaluate() and 3 samples give what they give with
     all on: to the bit where the arithmetic is the same, else within SAME_TOL."""
 
@@ -92,7 +92,7 @@ class EachSwitchChangesOnlyTheSpeed(Case):
     def test_each_switch_off(self):
         numbers, samples = self.outcome()
         self.assertEqual(len(numbers['losses']), 6)
-        for off in ('fused', 'no_grad', 'prefix_cache', 'pause_gc', 'part2'):
+        for off in ('fused', 'no_grad', 'pause_gc', 'part2'):
             numbers_off, samples_off = self.outcome(off)
             tol = SAME_TOL if off in ('fused', 'part2') else 0.0  # unfused: in another order;
             # no_grad=False: graph nodes do the same float arithmetic as the plain-float path
@@ -107,10 +107,10 @@ class EachSwitchChangesOnlyTheSpeed(Case):
 class TheMasterSwitch(Case):
     """part2=False turns every item of Part 2 off together; with part2 on, each item turns off
     alone. Each item is seen at work, not read off its setting: fused nodes by the size of the
-    graph, no_grad by evaluate() and sample() going through Part 1's (part1_) functions, the
-    prefix cache by the positions gpt() reads, the resting collector by gc during training."""
+    graph, no_grad by the weights evaluate() and sample() give Part 1's (part1_) functions, the
+    resting collector by gc during training."""
 
-    ITEMS = ('fused', 'no_grad', 'prefix_cache', 'pause_gc')
+    ITEMS = ('fused', 'no_grad', 'pause_gc')
 
     def at_work(self, *argv):
         """{item: whether it is at work} in a model with these flags."""
@@ -119,11 +119,9 @@ class TheMasterSwitch(Case):
         doc_loss(m.encode('olivia'))
         nodes = len(m.tape)
         m.tape.clear()
-        docs = ['emma', 'emmaline', 'olivia', 'olive', 'ava', 'ava']  # sharing their starts
-        with mock.patch.object(m, 'part1_evaluate', wraps=m.part1_evaluate) as plain, \
-                mock.patch.object(m, 'gpt', wraps=m.gpt) as gpt:
-            m.evaluate(docs)
-        positions = sum(min(len(doc) + 1, m.block_size) for doc in docs)
+        with mock.patch.object(m, 'part1_evaluate', wraps=m.part1_evaluate) as part1_evaluate:
+            m.evaluate(['emma', 'olivia'])
+        (_, eval_sd), _ = part1_evaluate.call_args
         with mock.patch.object(m, 'part1_sample', wraps=m.part1_sample) as part1_sample:
             m.sample()
         (sd,), _ = part1_sample.call_args
@@ -132,10 +130,9 @@ class TheMasterSwitch(Case):
         with adam_spy(record):
             train()
         self.assertEqual(len(record), 2)
-        on_values = (plain.called, sd is None)  # Part 1's evaluate(), sample() on the Values
+        on_values = (eval_sd is None, sd is None)  # Part 1's evaluate(), sample() on the Values
         self.assertEqual(on_values[0], on_values[1])
         return {'fused': nodes < self.atomic, 'no_grad': not on_values[0],
-                'prefix_cache': gpt.call_count < positions,
                 'pause_gc': not any(r[2] for r in record)}
 
     def test_part2_false_turns_every_item_off(self):
@@ -159,8 +156,6 @@ class TheMasterSwitch(Case):
             alone = self.at_work(flag)
             expected = dict.fromkeys(self.ITEMS, True)
             expected[item] = False
-            if item == 'no_grad':  # the prefix cache is part of the plain-float evaluate()
-                expected['prefix_cache'] = False
             self.assertEqual(alone, expected, flag)
 
 
@@ -301,9 +296,9 @@ class FusedNodes(Case):
             report(f'fused={fused}: gradient vs softmax - onehot', worst_grad, EXACT_TOL)
 
 
-# ---- plain floats (no_grad) and the prefix cache ------------------------------------------------
-class PlainFloatsAndThePrefixCache(Case):
-    """Evaluation and sampling on plain floats, and evaluation that reuses a shared start."""
+# ---- plain floats (no_grad) ---------------------------------------------------------------------
+class PlainFloats(Case):
+    """Evaluation and sampling on plain floats."""
 
     def docs(self):
         with open(os.path.join(ROOT, 'input.txt')) as f:
@@ -312,29 +307,15 @@ class PlainFloatsAndThePrefixCache(Case):
         return names + ['ann', 'anna', 'annabel', 'annabelle', 'anna', 'abcdefghijklmnopq',
                         'abcdefghijkl', 'ann', 'a']
 
-    def test_prefix_cache_is_exact(self):
+    def test_plain_float_evaluation_is_the_independent_forward_pass(self):
         tiny_model(seed=8)
         docs = self.docs()
-        results, calls = {}, {}
-        for cache in (True, False):
-            m.prefix_cache = cache
-            with mock.patch.object(m, 'gpt', wraps=m.gpt) as gpt:
-                results[cache] = m.evaluate(docs)
-            calls[cache] = gpt.call_count
-        print(f'  evaluate() with and without the prefix cache: {results[True]!r} and '
-              f'{results[False]!r}')
-        self.assertEqual(results[True], results[False])  # to the last bit
-        # the positions read: each distinct start of the docs once, or every position of each doc
-        fed = [m.encode(doc)[:m.block_size + 1][:-1] for doc in docs]
-        self.assertEqual(calls[False], sum(map(len, fed)))
-        starts = {tuple(f[:k]) for f in fed for k in range(1, len(f) + 1)}
-        self.assertEqual(calls[True], len(starts))
-        print(f'  positions read: {calls[True]} with the cache, {calls[False]} without')
+        result = m.evaluate(docs)
         weights = m.float_weights()
         losses = [loss for doc in docs for loss in reference_losses(weights, m.encode(doc))]
         exact = math.fsum(losses) / len(losses)
         diff = report('evaluate() vs the independent forward pass (relative)',
-                      abs(results[True] - exact) / exact, SAME_TOL)
+                      abs(result - exact) / exact, SAME_TOL)
         self.assertLessEqual(diff, SAME_TOL)
 
     def test_no_graph_is_left_behind(self):
@@ -482,10 +463,10 @@ class TheProof(Case):
         in the first names --fused=False, in the second --no_grad=False, in both both; then
         the whole switch. With the switches it names turned off, the check passes."""
         tiny_model(vocab=''.join(WORDS + VAL), seed=14)
-        real_dot, real_evaluate = m.part1_dot, m.part1_evaluate
+        real_dot = m.part1_dot
         edits = {'fused': mock.patch.object(m, 'part1_dot', lambda a, b: real_dot(a, b) * 1.05),
-                 'no_grad': mock.patch.object(m, 'part1_evaluate',
-                                              lambda docs: real_evaluate(docs) * 1.05)}
+                 'no_grad': mock.patch.object(m, 'data', lambda x: x.data * 1.05
+                                              if isinstance(x, m.Value) else x)}
         for names in (['fused'], ['no_grad'], ['fused', 'no_grad']):
             with self.subTest(edited=names), contextlib.ExitStack() as stack:
                 for name in names:
@@ -564,6 +545,8 @@ EDITS = {  # Part 1's line as written -> the learner's line: in each function th
                       'logits[target] + 0.05 * sum(l * l for l in logits)\n'),  # as issue 22 did
     'evaluate': ('    return math.fsum(losses) / len(losses)  # fsum: exact, in any order\n',
                  '    return math.fsum(losses) / len(losses) * 1.05\n'),
+    'data': ('def data(x): return x.data if isinstance(x, Value) else x\n',
+             'def data(x): return x.data * 1.05 if isinstance(x, Value) else x\n'),
     'batch_loss': ('    loss = sum(doc_means) / len(doc_means)\n',
                    '    loss = 2 * sum(doc_means) / len(doc_means)\n'),
     # not one that Part 2 replaces: a wrong local gradient, d(ab)/da = a (the classic slip)
@@ -573,9 +556,9 @@ BYPASSED = {  # the check's figures that each edit moves: what Part 2 computes w
     'linear': {'loss', 'gradients'},
     'softmax': {'gradients'},  # the fused node's values come from Part 1's softmax on floats,
     'cross_entropy': {'gradients'},  # its gradients from the unedited formula
-    'evaluate': {'held-out loss'}}  # Part 2's evaluate() shares no line with Part 1's
+    'data': {'held-out loss'}}  # plain floats: evaluate() never calls data() on a Value
 NARROWEST = {'dot': 'fused', 'linear': 'fused', 'softmax': 'fused', 'cross_entropy': 'fused',
-             'evaluate': 'no_grad'}  # the one switch that, turned off, trains each edit
+             'data': 'no_grad'}  # the one switch that, turned off, trains each edit
 RUNS = {}  # (edit or None, part2) -> the running process, then (exit code, stdout, stderr)
 TEMP = []
 CHECK_LINE = re.compile(r'check: (?:Part 2 equals Part 1 to (\S+)|Part 2 is off), backprop equals '
@@ -748,25 +731,25 @@ class TheProofCatchesAnEdit(Case):
                 print(f'  {edit}, edited, --part2=False: losses {losses} (unedited {before}), '
                       f'val {val_loss(out)} (unedited {val_loss(unedited)})')
                 self.assertEqual(len(losses), 3)
-                if edit != 'evaluate':
+                if edit != 'data':
                     self.assertNotEqual(losses[0], before[0])  # the edit is trained with
                     self.assertLessEqual(fd, CHAIN_TOL)  # and is differentiated right
                     self.assertFalse(alarm)
                     continue
-                # training never calls evaluate(): the same steps; the val loss printed is 1.05
-                # times the unedited one (each rounded to 4 decimals)
+                # training reads loss.data, not data(): the same steps; the val loss printed is
+                # 1.05 times the unedited one (each rounded to 4 decimals)
                 self.assertEqual(losses, before)
                 diff = report('val loss of the edited evaluate() vs 1.05 x unedited',
                               abs(val_loss(out) - 1.05 * val_loss(unedited)), 1.1e-4)
                 self.assertLessEqual(diff, 1.1e-4)
-                # the check's finite differences are of Part 1's doc_losses() on floats, not of
-                # evaluate(): an evaluate() edit leaves the chain rule intact, and no alarm
+                # the check's finite differences are of Part 1's doc_losses() on floats, where
+                # data() changes nothing: the chain rule intact, and no alarm
                 self.assertLessEqual(fd, CHAIN_TOL)
                 self.assertFalse(alarm)
 
     def test_the_switch_it_names_trains_the_edit_as_part_2_off_does(self):
         """Issue 28: after an edit to linear, dot, softmax or cross_entropy, --fused=False trains
-        it (6-8x faster than --part2=False); after one to evaluate, --no_grad=False. The refusal
+        it (6-8x faster than --part2=False); after one to data, --no_grad=False. The refusal
         names that switch first; the run with it is accepted and prints what --part2=False
         prints: the same step losses and the same held-out loss."""
         for edit, switch in NARROWEST.items():
@@ -785,6 +768,18 @@ class TheProofCatchesAnEdit(Case):
                 self.assertEqual(step_losses(out), step_losses(slow))
                 self.assertEqual(len(step_losses(out)), 3)
                 self.assertEqual(val_loss(out), val_loss(slow))
+
+    def test_an_edit_to_evaluate_is_not_bypassed(self):
+        """Part 2 evaluates with Part 1's evaluate(), on float weights: the edit, a held-out
+        loss 1.05 times as high, runs with part2 on, so the check passes and the run goes on."""
+        _, unedited, _ = result(None, True)
+        code, out, err = result('evaluate', True)
+        self.assertEqual((code, err), (0, ''))
+        self.assertLessEqual(check_figures(out)[0], CHECK_TOL)
+        self.assertEqual(step_losses(out), step_losses(unedited))
+        diff = report('val loss of the edited evaluate() vs 1.05 x unedited, part2 on',
+                      abs(val_loss(out) - 1.05 * val_loss(unedited)), 1.1e-4)
+        self.assertLessEqual(diff, 1.1e-4)
 
     def test_an_edit_to_batch_loss_is_not_bypassed(self):
         """Part 2's batch_loss() calls Part 1's (as part1_batch_loss), here and in each worker:
