@@ -87,16 +87,16 @@ class Value:
     def __rtruediv__(self, other): return other * self ** -1
     def __repr__(self): return f'Value(data={self.data}, grad={self.grad})'
     def backward(self):  # the chain rule: each node passes local_grad * grad to each child
-        order, seen, stack = [], set(), [(self, False)]  # a search: no recursion
+        order, seen, stack = [], set(), [self]  # a search: no recursion
         while stack:
-            v, children_done = stack.pop()  # children come off first to last
-            if children_done:
-                order.append(v)  # after its children: a topological order
+            v = stack.pop()
+            if v is None:  # under it, a node whose children are all in order
+                order.append(stack.pop())  # after them: a topological order
             elif v._children and v not in seen:  # a leaf passes nothing on
                 if v._local_grads is None:  # freed: as in PyTorch, an error
                     raise RuntimeError('backward() through a used-up graph: compute it again')
                 seen.add(v)
-                stack += [(v, True)] + [(child, False) for child in reversed(v._children)]
+                stack += [v, None, *reversed(v._children)]  # children come off first to last
         self.grad = 1.0
         for v in reversed(order):  # after all that use it, its grad is whole
             for child, local_grad in zip(v._children, v._local_grads):
