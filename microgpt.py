@@ -275,10 +275,10 @@ def main():  # Part 4's main() replaces this one: the same training, checked and
 # Each replaces a Part 1 function (kept as part1_<name>); self_check() proves it exact.
 part2 = True              # False: all of Part 2 off, Part 1 exactly as written
 fused = True              # one graph node for a dot, softmax output or loss
+tape = True               # backward() in training reads a tape, not a search
 no_grad = True            # evaluate and sample on plain floats, with no graph
 prefix_cache = True       # evaluation reuses the work of a shared prefix
 pause_gc = True           # no garbage collector in training: no cycles to free
-tape = True               # backward() in training: the nodes in the order made
 
 # --- fused nodes (~ tensor kernels): gradients by hand, clarity traded for speed
 part1_dot, part1_linear, part1_softmax, part1_cross_entropy = dot, linear, softmax, cross_entropy
@@ -790,7 +790,7 @@ KIND = dict(  # what each setting takes, whatever the file says; init_std: a num
     input_file=str, n_layer=int, n_embd=int, n_head=int, block_size=int, num_steps=int,
     batch_size=int, learning_rate=float, beta1=float, beta2=float, eps=float, init_std=float,
     temperature=float, prompt=str, num_samples=int, seed=int, part2=bool, fused=bool,
-    no_grad=bool, prefix_cache=bool, pause_gc=bool, tape=bool, bpe_merges=int, int8=bool,
+    tape=bool, no_grad=bool, prefix_cache=bool, pause_gc=bool, bpe_merges=int, int8=bool,
     eval_interval=int, eval_iters=int, eval_docs=int, save=str, load=str, resume=str)
 WORDS = {bool: 'True or False', int: 'a whole number', float: 'a number', str: 'a text'}
 
