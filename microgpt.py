@@ -103,7 +103,7 @@ class Value:
                 child.grad += local_grad * v.grad
             v._local_grads = None  # used up: freed, as in PyTorch
 
-# From here on, every function takes Values (recorded) or plain floats (not).
+# From here on, every function takes Values (a graph) or plain floats (none).
 def exp(x): return x.exp() if isinstance(x, Value) else math.exp(x)
 def log(x): return x.log() if isinstance(x, Value) else math.log(x)
 def relu(x): return x.relu() if isinstance(x, Value) else max(0.0, x)
@@ -313,32 +313,33 @@ def cross_entropy(logits, target):  # one node: d loss / d logit_j = p_j - 1[j =
 
 # --- a tape (~ PyTorch's autograd records each op as it runs): no search
 part1_Value, part1_batch_loss = Value, batch_loss
+recording = None  # in batch_loss: each node made from others, in order
 
 class Value(part1_Value):  # Part 1's, and in batch_loss, recorded
     __slots__ = ()
-    recording = None  # in batch_loss: each node made from others, in order
     def __init__(self, data, children=(), local_grads=()):
         self.data, self.grad = data, 0.0  # as in Part 1, not called: faster
         self._children, self._local_grads = children, local_grads
-        if children and Value.recording is not None:
-            Value.recording.append(self)
+        if children and recording is not None:
+            recording.append(self)
     def backward(self):  # in batch_loss: its recording, not a search
-        if Value.recording is None:
+        if recording is None:
             return part1_Value.backward(self)
         self.grad = 1.0
-        for v in reversed(Value.recording):  # newest first: after its parents
+        for v in reversed(recording):  # newest first: after its parents
             if v.grad != 0.0:  # for speed: 0 passes nothing on
                 for child, local_grad in zip(v._children, v._local_grads):
                     child.grad += local_grad * v.grad
             v._local_grads = None  # used up, as in Part 1
-        Value.recording.clear()  # a next backward(): only what is made after
+        recording.clear()  # a next backward(): only what is made after
 
 def batch_loss(batch):  # Part 1's, with the nodes it makes recorded
-    Value.recording = [] if part2 and tape else None
+    global recording
+    recording = [] if part2 and tape else None
     try:
         return part1_batch_loss(batch)
     finally:
-        Value.recording = None  # outside it: nothing recorded, nothing kept
+        recording = None  # outside it: nothing recorded, nothing kept
 
 # --- plain floats (~ torch.no_grad), a prefix cache (~ inference servers) ---
 part1_evaluate, part1_sample = evaluate, sample

@@ -342,7 +342,7 @@ class TheTape(Case):
                           rel_diff(taped[1], searched[1]), SAME_TOL)
             self.assertLessEqual(diff, SAME_TOL)
             self.assertGreater(sum(map(abs, taped[1])), 0.0)
-            self.assertIsNone(m.Value.recording)
+            self.assertIsNone(m.recording)
 
     def test_the_record_is_open_only_inside_batch_loss(self):
         """Inside: a list that grows as nodes are made (with part2 and tape on); outside, and
@@ -351,11 +351,11 @@ class TheTape(Case):
         real, seen = m.doc_losses, []
 
         def doc_losses(tokens, sd=None):
-            seen.append(m.Value.recording if m.Value.recording is None else
-                        len(m.Value.recording))
+            seen.append(m.recording if m.recording is None else
+                        len(m.recording))
             losses = real(tokens, sd)
-            seen.append(m.Value.recording if m.Value.recording is None else
-                        len(m.Value.recording))
+            seen.append(m.recording if m.recording is None else
+                        len(m.recording))
             return losses
         for part2, tape in ((True, True), (True, False), (False, True)):
             m.part2, m.tape = part2, tape
@@ -368,14 +368,14 @@ class TheTape(Case):
                 self.assertGreater(seen[1], 100)
             else:
                 self.assertIsNone(seen[1])
-            self.assertIsNone(m.Value.recording)
+            self.assertIsNone(m.recording)
         m.part2 = m.tape = True
         with mock.patch.object(m, 'gpt', side_effect=KeyboardInterrupt), \
                 self.assertRaises(KeyboardInterrupt):
             m.batch_loss([m.encode('emma')])
-        self.assertIsNone(m.Value.recording)
+        self.assertIsNone(m.recording)
         x = m.Value(2.0) * 3.0
-        self.assertIsNone(m.Value.recording)
+        self.assertIsNone(m.recording)
         x.backward()  # outside batch_loss(): Part 1's search
 
     def test_what_it_backpropagated_is_used_up(self):
@@ -540,7 +540,7 @@ class TheProof(Case):
         self.assertEqual(n, 20)
         self.assertEqual([p.data for p in m.params], weights)  # to the bit
         self.assertEqual({p.grad for p in m.params}, {0.0})
-        self.assertIsNone(m.Value.recording)  # nothing left recording
+        self.assertIsNone(m.recording)  # nothing left recording
         self.assertEqual(random.getstate(), state)  # no number drawn
         self.assertIs(m.part2, True)
 

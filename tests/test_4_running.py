@@ -1071,7 +1071,7 @@ class Explain(Case):
         tiny_model('--num_steps=16', '--eval_interval=0', vocab=VOCAB, seed=4)
         before = {k: v for k, v in vars(m).items() if callable(v)}
         handlers = [signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)]
-        weights, settings, tape = m.float_weights(), m.settings(), m.Value.recording
+        weights, settings, tape = m.float_weights(), m.settings(), m.recording
         real_gpt, calls = m.gpt, []
 
         def gpt(*args, **kwargs):
@@ -1084,7 +1084,7 @@ class Explain(Case):
         self.assertEqual({k: v for k, v in vars(m).items() if callable(v)}, before)
         self.assertEqual([signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)],
                          handlers)
-        self.assertEqual((m.float_weights(), m.settings(), m.Value.recording),
+        self.assertEqual((m.float_weights(), m.settings(), m.recording),
                          (weights, settings, tape))
         self.assertTrue(gc.isenabled())
         sizes, real_adam = [], m.adam_step
