@@ -61,16 +61,12 @@ def decode(ids):
     return ''.join(chars[i] for i in ids if i != BOS)
 
 # --- autograd: numbers that remember how they were made; the chain rule -------
-tape = []  # each Value made from others, in the order made: after its children
-
 class Value:
     """One number in the graph: its data, d(loss)/d(data), its local gradients."""
     __slots__ = ('data', 'grad', '_children', '_local_grads')  # no dict: faster
     def __init__(self, data, children=(), local_grads=()):
         self.data, self.grad = data, 0.0
         self._children, self._local_grads = children, local_grads  # d(self)/d(child)
-        if children:
-            tape.append(self)
     def __add__(self, other):
         other = other if isinstance(other, Value) else Value(other)
         return Value(self.data + other.data, (self, other), (1.0, 1.0))
@@ -78,6 +74,7 @@ class Value:
         other = other if isinstance(other, Value) else Value(other)
         return Value(self.data * other.data, (self, other), (other.data, self.data))
     def __pow__(self, k): return Value(self.data ** k, (self,), (k * self.data ** (k - 1),))
+    def __rpow__(self, base): raise TypeError('a Value exponent: write x ** y as exp(y * log(x))')
     def log(self): return Value(math.log(self.data), (self,), (1 / self.data,))
     def exp(self): return Value(math.exp(self.data), (self,), (math.exp(self.data),))
     def relu(self): return Value(max(0.0, self.data), (self,), (float(self.data > 0),))
@@ -88,18 +85,25 @@ class Value:
     def __rmul__(self, other): return self * other
     def __truediv__(self, other): return self * other ** -1
     def __rtruediv__(self, other): return other * self ** -1
+    def __repr__(self): return f'Value(data={self.data}, grad={self.grad})'
     def backward(self):  # the chain rule: each node passes local_grad * grad to each child
-        if self._children and self not in reversed(tape):  # as in PyTorch: an error, not 0
-            raise RuntimeError('backward() used this graph up already: compute the loss again')
+        order, seen, stack = [], set(), [self]  # a search: no recursion
+        while stack:
+            v = stack.pop()
+            if v is None:  # under it, a node whose children are all in order
+                order.append(stack.pop())  # after them: a topological order
+            elif v._children and v not in seen:  # a leaf passes nothing on
+                if v._local_grads is None:  # freed: as in PyTorch, an error
+                    raise RuntimeError('backward() through a used-up graph: compute it again')
+                seen.add(v)
+                stack += [v, None, *reversed(v._children)]  # children come off first to last
         self.grad = 1.0
-        for v in reversed(tape):  # newest first: after all that use it, its grad is whole
-            if v.grad == 0.0:  # for speed: nothing to pass on (relu makes many such)
-                continue
+        for v in reversed(order):  # after all that use it, its grad is whole
             for child, local_grad in zip(v._children, v._local_grads):
                 child.grad += local_grad * v.grad
-        tape.clear()  # the graph is used up; the next forward pass records anew
+            v._local_grads = None  # used up: freed, as in PyTorch
 
-# From here on, every function takes Values (recorded) or plain floats (not).
+# From here on, every function takes Values (a graph) or plain floats (none).
 def exp(x): return x.exp() if isinstance(x, Value) else math.exp(x)
 def log(x): return x.log() if isinstance(x, Value) else math.log(x)
 def relu(x): return x.relu() if isinstance(x, Value) else max(0.0, x)
@@ -231,16 +235,13 @@ def train(train_docs, m, v, start=0):  # yields (step, loss, batch); m, v: Adam'
 
 # --- evaluation: the mean loss per predicted token, on documents not trained on
 def evaluate(docs, sd=None):  # sd: the weights, as in sample()
-    start = len(tape)
     losses = []
     for doc in docs:
         losses += [data(loss) for loss in doc_losses(encode(doc), sd)]
-        del tape[start:]  # no backward() follows: drop the graph made here
     return math.fsum(losses) / len(losses)  # fsum: exact, in any order
 
 # --- sampling: feed the model its own choices, one token at a time -----------
 def sample(sd=None):  # a new document that starts with prompt: block_size at most
-    start = len(tape)
     keys, values = empty_cache()
     tokens = encode(prompt)[:-1]  # BOS, then the prompt's tokens
     for pos_id in range(block_size):
@@ -253,7 +254,6 @@ def sample(sd=None):  # a new document that starts with prompt: block_size at mo
         if token_id == BOS:
             break  # the model says the document ends here
         tokens.append(token_id)
-    del tape[start:]  # no backward() follows: drop the graph made here
     return decode(tokens)
 
 # --- run: read, split, train, report the held-out loss, sample ---------------
@@ -275,6 +275,7 @@ def main():  # Part 4's main() replaces this one: the same training, checked and
 # Each replaces a Part 1 function (kept as part1_<name>); self_check() proves it exact.
 part2 = True              # False: all of Part 2 off, Part 1 exactly as written
 fused = True              # one graph node for a dot, softmax output or loss
+tape = True               # backward() in training reads a tape, not a search
 no_grad = True            # evaluate and sample on plain floats, with no graph
 pause_gc = True           # no garbage collector in training: no cycles to free
 
@@ -308,6 +309,36 @@ def cross_entropy(logits, target):  # one node: d loss / d logit_j = p_j - 1[j =
     floats = [logit.data for logit in logits]
     grads = [p - (j == target) for j, p in enumerate(part1_softmax(floats))]
     return Value(part1_cross_entropy(floats, target), logits, grads)
+
+# --- a tape (~ PyTorch's autograd records each op as it runs): no search
+part1_Value, part1_batch_loss = Value, batch_loss
+recording = None  # in batch_loss: each node made from others, in order
+
+class Value(part1_Value):  # Part 1's, and in batch_loss, recorded
+    __slots__ = ()
+    def __init__(self, data, children=(), local_grads=()):
+        self.data, self.grad = data, 0.0  # as in Part 1, not called: faster
+        self._children, self._local_grads = children, local_grads
+        if children and recording is not None:
+            recording.append(self)
+    def backward(self):  # in batch_loss: its recording, not a search
+        if recording is None:
+            return part1_Value.backward(self)
+        self.grad = 1.0
+        for v in reversed(recording):  # newest first: after its parents
+            if v.grad != 0.0:  # for speed: 0 passes nothing on
+                for child, local_grad in zip(v._children, v._local_grads):
+                    child.grad += local_grad * v.grad
+            v._local_grads = None  # used up, as in Part 1
+        recording.clear()  # a next backward(): only what is made after
+
+def batch_loss(batch):  # Part 1's, with the nodes it makes recorded
+    global recording
+    recording = [] if part2 and tape else None
+    try:
+        return part1_batch_loss(batch)
+    finally:
+        recording = None  # outside it: nothing recorded, nothing kept
 
 # --- plain floats (~ torch.no_grad): evaluation and sampling build no graph -
 part1_evaluate, part1_sample = evaluate, sample
@@ -795,7 +826,7 @@ KIND = dict(  # what each setting takes, whatever the file says
     input_file=str, n_layer=int, n_embd=int, n_head=int, block_size=int, num_steps=int,
     batch_size=int, learning_rate=float, beta1=float, beta2=float, eps=float, init_std=float,
     temperature=float, prompt=str, num_samples=int, seed=int, part2=bool, fused=bool,
-    no_grad=bool, pause_gc=bool, bpe_merges=int, int8=bool,
+    tape=bool, no_grad=bool, pause_gc=bool, bpe_merges=int, int8=bool,
     eval_interval=int, eval_iters=int, eval_docs=int, save=str, load=str, resume=str,
     embeddings=bool)
 WORDS = {bool: 'True or False', int: 'a whole number', float: 'a number', str: 'a text',

@@ -4,6 +4,7 @@ tests.
     python tests/bench.py            # all but the ten-minute slice (about 27 min, busy 2 cores)
     python tests/bench.py --full     # also the periodic evaluation in a slice of the ten-minute run
     python tests/bench.py --floor    # only line 4: the default step against the float-only floor
+    python tests/bench.py --step=COMMIT  # the step, now against COMMIT; --part2=False too (~10 min)
 
 The machine is shared and noisy, so what is compared runs side by side, taking turns, and we quote
 medians; a ratio is the median of the ratios of runs that ran next to each other. CPU time, which a
@@ -448,6 +449,27 @@ def float_floor(t, wall, cpu, steps, rounds):
           f'float-only forward {forward_rate:.3g} FLOP/s ({forward_rate / rate:.2f}x); wall time')
 
 
+def step_against(commit, rounds=STEP_ROUNDS, steps=STEPS, slow_steps=40):
+    """`--step=COMMIT`: the default training step, now against microgpt.py at COMMIT (read with
+    git), in pairs taking turns as in line 1.; the same with --part2=False (Part 1 as written, its
+    first slow_steps steps); and now against now with --tape=False (the search, not the tape)."""
+    alone = [f'--num_steps={steps}', '--eval_interval=0', *QUIET]
+    slow = [f'--num_steps={slow_steps}', '--eval_interval=0', '--part2=False', *QUIET]
+    with tempfile.TemporaryDirectory() as d:
+        then = git_file(commit, d, 'then.py')
+        t = taking_turns(rounds, {
+            'then': turn_about(side(NOW, *alone), side(then, *alone)),
+            'part2=False': turn_about(side(NOW, *slow), side(then, *slow)),
+            'tape=False': turn_about(side(NOW, *alone, '--tape=False'), side(NOW, *alone))})
+    print(f'the default training step, now against {commit}, pairs taking turns a step at a time '
+          f'on one core, {rounds} rounds (each side first in every other round):')
+    print(f'  now / {commit}, first {steps} steps: ' + says(paired(t, 'then'),
+                                                         '; target (issue 28): within 3%'))
+    print(f'  --part2=False, now / {commit}, first {slow_steps} steps: '
+          + says(paired(t, 'part2=False')))
+    print(f'  now --tape=False / now, first {steps} steps: ' + says(paired(t, 'tape=False')))
+
+
 # --- 2: the self-check against the whole default run ------------------------
 def self_check_cost(before_path, rounds=3, calls=5):
     """prove_part2() on the default model, `calls` times a round in this process, taking turns with
@@ -682,6 +704,10 @@ if __name__ == '__main__':
           f'{platform.machine()}, {os.cpu_count()} cores, load average '
           f'{" ".join(f"{x:.1f}" for x in os.getloadavg())}, {time.strftime("%Y-%m-%d %H:%M")}; '
           f'before = {BEFORE}', flush=True)
+    commits = [arg.split('=', 1)[1] for arg in sys.argv[1:] if arg.startswith('--step=')]
+    if commits:
+        step_against(commits[0])
+        sys.exit()
     if '--floor' in sys.argv:  # line 4 alone: about a minute
         alone = [f'--num_steps={STEPS}', '--eval_interval=0', *QUIET]
         runs = taking_turns(STEP_ROUNDS, {'floor': lambda: drive(NOW, *alone, variant='floor')})

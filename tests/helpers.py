@@ -63,6 +63,24 @@ def doc_loss(tokens, sd=None):
     return sum(losses) / len(losses)
 
 
+def graph_nodes(*roots):
+    """The nodes made from others that the roots were computed from, the roots among them: a
+    search of the graph written here (not microgpt's), by _children alone. -> a list, once each."""
+    seen, stack = {}, list(roots)
+    while stack:
+        v = stack.pop()
+        if v._children and id(v) not in seen:
+            seen[id(v)] = v
+            stack.extend(v._children)
+    return list(seen.values())
+
+
+def live_values():
+    """How many microgpt Values the garbage collector can see alive (after a collection)."""
+    gc.collect()
+    return sum(1 for o in gc.get_objects() if isinstance(o, m.part1_Value))
+
+
 def grads(tokens, fused):
     """Loss, logits and the gradient of every parameter for one document, built fused or not."""
     m.fused = fused

@@ -5,16 +5,17 @@ pass in helpers. Each prints its max difference beside its named tolerance.
 
     python -m unittest discover -s tests -v
 
-The classes follow Part 2's sections: its switches (each one, and part2 for all), fused nodes, plain
-floats, the resting collector, and the proof: self_check()
-in this process, then in runs of copies of microgpt.py with a learner's edit to Part 1 (new
-interpreters, started by setUpModule so that they run beside the other tests).
+The classes follow Part 2's sections: its switches (each one, and part2 for all), fused nodes, the
+tape, plain floats, the resting collector, and the proof: self_check() in this process, then in
+runs of copies of microgpt.py with a learner's edit to Part 1 (new interpreters, started by
+setUpModule so that they run beside the other tests).
 """
 import contextlib, gc, itertools, math, os, random, re, subprocess, sys, tempfile, unittest
 from unittest import mock
 
 from tests.helpers import (EXACT_TOL, FD_STEP, FD_TOL, ROOT, SAME_TOL, WORDS, Case, adam_spy,
-                           doc_loss, grads, m, quiet, reference_losses, report, run, tiny_model)
+                           doc_loss, grads, m, quiet, reference_losses, report, run, tiny_model,
+                           graph_nodes, live_values)
 
 # held out in the runs below: they share their starts with WORDS and with each other, as names do
 VAL = ['emmaline', 'olive', 'ava', 'isabel', 'sophie', 'mila', 'ameliana', 'harp', 'evelyn']
@@ -70,7 +71,7 @@ def train(train_docs=WORDS, val_docs=VAL):
 
 # ---- the switches: with any one off, the same run -----------------------------------------------
 class EachSwitchChangesOnlyTheSpeed(Case):
-    """With each of fused, no_grad and pause_gc off, one at a time, and with all of
+    """With each of fused, tape, no_grad and pause_gc off, one at a time, and all of
     them (part2=False), a short training run, evaluate() and 3 samples give what they give with
     all on: to the bit where the arithmetic is the same, else within SAME_TOL."""
 
@@ -92,9 +93,9 @@ class EachSwitchChangesOnlyTheSpeed(Case):
     def test_each_switch_off(self):
         numbers, samples = self.outcome()
         self.assertEqual(len(numbers['losses']), 6)
-        for off in ('fused', 'no_grad', 'pause_gc', 'part2'):
+        for off in ('fused', 'tape', 'no_grad', 'pause_gc', 'part2'):
             numbers_off, samples_off = self.outcome(off)
-            tol = SAME_TOL if off in ('fused', 'part2') else 0.0  # unfused: in another order;
+            tol = SAME_TOL if off in ('fused', 'tape', 'part2') else 0.0  # in another order
             # no_grad=False: graph nodes do the same float arithmetic as the plain-float path
             for name, values in numbers.items():
                 diff = rel_diff(values, numbers_off[name])
@@ -107,40 +108,42 @@ class EachSwitchChangesOnlyTheSpeed(Case):
 class TheMasterSwitch(Case):
     """part2=False turns every item of Part 2 off together; with part2 on, each item turns off
     alone. Each item is seen at work, not read off its setting: fused nodes by the size of the
-    graph, no_grad by the weights evaluate() and sample() give Part 1's (part1_) functions, the
-    resting collector by gc during training."""
+    graph, the tape by training's backward() calling no search (Part 1's backward), no_grad by
+    the weights evaluate() and sample() give Part 1's (part1_) functions, the resting collector by
+    gc during training."""
 
-    ITEMS = ('fused', 'no_grad', 'pause_gc')
+    ITEMS = ('fused', 'tape', 'no_grad', 'pause_gc')
 
     def at_work(self, *argv):
         """{item: whether it is at work} in a model with these flags."""
         tiny_model('--num_steps=2', '--batch_size=2', '--eval_interval=0', *argv,
                    vocab=''.join(WORDS))
-        doc_loss(m.encode('olivia'))
-        nodes = len(m.tape)
-        m.tape.clear()
+        nodes = len(graph_nodes(doc_loss(m.encode('olivia'))))
         with mock.patch.object(m, 'part1_evaluate', wraps=m.part1_evaluate) as part1_evaluate:
             m.evaluate(['emma', 'olivia'])
         (_, eval_sd), _ = part1_evaluate.call_args
         with mock.patch.object(m, 'part1_sample', wraps=m.part1_sample) as part1_sample:
             m.sample()
         (sd,), _ = part1_sample.call_args
-        record = []
+        record, searched = [], []
+        search = m.part1_Value.backward
+
+        def backward(root):
+            searched.append(root)
+            return search(root)
         self.assertTrue(gc.isenabled())
-        with adam_spy(record):
+        with adam_spy(record), mock.patch.object(m.part1_Value, 'backward', backward):
             train()
         self.assertEqual(len(record), 2)
         on_values = (eval_sd is None, sd is None)  # Part 1's evaluate(), sample() on the Values
         self.assertEqual(on_values[0], on_values[1])
-        return {'fused': nodes < self.atomic, 'no_grad': not on_values[0],
+        return {'fused': nodes < self.atomic, 'tape': not searched, 'no_grad': not on_values[0],
                 'pause_gc': not any(r[2] for r in record)}
 
     def test_part2_false_turns_every_item_off(self):
         tiny_model(vocab=''.join(WORDS))
         m.fused = False
-        doc_loss(m.encode('olivia'))
-        self.atomic = len(m.tape)  # Part 1's graph: a node per operation
-        m.tape.clear()
+        self.atomic = len(graph_nodes(doc_loss(m.encode('olivia'))))  # a node per operation
         on = self.at_work()
         print(f'  at work with every switch on: {on}')
         self.assertEqual(on, dict.fromkeys(self.ITEMS, True))
@@ -148,9 +151,8 @@ class TheMasterSwitch(Case):
         print(f'  at work with --part2=False: {off}')
         self.assertEqual(off, dict.fromkeys(self.ITEMS, False))
         tiny_model('--part2=False', vocab=''.join(WORDS))
-        doc_loss(m.encode('olivia'))
-        self.assertEqual(len(m.tape), self.atomic)  # Part 1's graph, node for node
-        m.tape.clear()
+        loss = doc_loss(m.encode('olivia'))
+        self.assertEqual(len(graph_nodes(loss)), self.atomic)  # Part 1's graph, node for node
         for item in self.ITEMS:
             flag = f'--{item}=False'
             alone = self.at_work(flag)
@@ -184,15 +186,15 @@ class FusedNodes(Case):
 
     def check(self, build, formula, points, nodes=None):
         """build(*Values) -> a Value, formula(*floats) -> a float: the same function. -> (worst
-        value diff, worst gradient diff), both relative to max(1, |exact|). nodes: how many graph
-        nodes build() records fused; atomic, it records more."""
+        value diff, worst gradient diff), both relative to max(1, |exact|). nodes: how many nodes
+        made from others its Value's graph holds fused (helpers.graph_nodes); atomic, more."""
         worst_value = worst_grad = 0.0
         for point in points:
-            self.assertEqual(m.tape, [])
             xs = [m.Value(x) for x in point]
             out = build(*xs)
             if nodes is not None:
-                (self.assertEqual if m.fused else self.assertGreater)(len(m.tape), nodes)
+                (self.assertEqual if m.fused else self.assertGreater)(len(graph_nodes(out)),
+                                                                     nodes)
             out.backward()
             exact = formula(*point)
             worst_value = max(worst_value, abs(out.data - exact) / max(1.0, abs(exact)))
@@ -221,7 +223,7 @@ class FusedNodes(Case):
                            lambda *x: fsum_dot(x[:n], x[n:]), pts, 1)]
                 for i in range(n):  # every softmax output, and the loss at every target
                     checks.append(('softmax', lambda *x, i=i: m.softmax(list(x))[i],
-                                   lambda *x, i=i: softmax_of(x)[i], [p[:n] for p in pts], n))
+                                   lambda *x, i=i: softmax_of(x)[i], [p[:n] for p in pts], 1))
                     checks.append(('cross_entropy', lambda *x, i=i: m.cross_entropy(list(x), i),
                                    lambda *x, i=i: lse(x) - x[i], [p[:n] for p in pts], 1))
                 for name, build, formula, points, nodes in checks:
@@ -242,7 +244,7 @@ class FusedNodes(Case):
                 worst['rmsnorm'] = list(map(max, worst['rmsnorm'], diffs))
                 rows = lambda x: [list(x[4 + 4 * r:8 + 4 * r]) for r in range(3)]  # noqa: E731
                 diffs = self.check(lambda *x, i=i: m.linear(list(x[:4]), rows(x))[i],
-                                   lambda *x, i=i: fsum_dot(rows(x)[i], x[:4]), pts, 3)
+                                   lambda *x, i=i: fsum_dot(rows(x)[i], x[:4]), pts, 1)
                 worst['linear'] = list(map(max, worst['linear'], diffs))
             for name, diffs in worst.items():
                 self.show(f'{name} (4 wide, 3 rows), fused={fused}', diffs)
@@ -279,7 +281,7 @@ class FusedNodes(Case):
                 xs = [m.Value(x) for x in logits]
                 loss = m.cross_entropy(xs, target)
                 if fused:
-                    self.assertEqual(len(m.tape), 1)  # one node
+                    self.assertEqual(len(graph_nodes(loss)), 1)  # one node
                 loss.backward()
                 exact = lse(logits) - logits[target]
                 onehot = [float(j == target) for j in range(len(logits))]
@@ -294,6 +296,103 @@ class FusedNodes(Case):
                 worst_loss, worst_grad = max(worst_loss, d_loss), max(worst_grad, d_grad)
             report(f'fused={fused}: loss vs log-sum-exp (relative)', worst_loss, EXACT_TOL)
             report(f'fused={fused}: gradient vs softmax - onehot', worst_grad, EXACT_TOL)
+
+
+# ---- the tape: batch_loss's nodes recorded as made; backward() reads them newest first ----------
+def per_doc_backward(batch):
+    """batch_loss() as a learner might rewrite it: a backward() per document, of its share of the
+    mean (less memory): two or more backward() calls in one batch_loss()."""
+    total = 0.0
+    for tokens in batch:
+        losses = m.doc_losses(tokens)
+        loss = sum(losses) / len(losses) / len(batch)
+        loss.backward()
+        total += loss.data
+    return total
+
+
+class TheTape(Case):
+    """tape: in batch_loss() each node made from others is recorded, and backward() reads the
+    record newest first instead of searching the graph. Against the search (tape off): the same
+    loss to the bit and the same gradients (in another order of addition); the record is open
+    only inside batch_loss(); what it backpropagated is used up, as Part 1's backward() leaves it."""
+
+    def loss_and_grads(self, batch, tape, batch_loss=None):
+        m.tape = tape
+        for p in m.params:
+            p.grad = 0.0
+        with mock.patch.object(m, 'part1_batch_loss', batch_loss or m.part1_batch_loss):
+            loss = m.batch_loss(batch)
+        return loss, [p.grad for p in m.params]
+
+    def test_the_tape_gives_what_the_search_gives(self):
+        tiny_model(vocab=''.join(WORDS), seed=6)
+        batch = [m.encode(doc)[:m.block_size + 1] for doc in ('elizabeth', 'ava', 'mia')]
+        for fused, rewrite in itertools.product((True, False), (None, per_doc_backward)):
+            m.fused = fused
+            searched, taped = (self.loss_and_grads(batch, tape, rewrite) for tape in (False, True))
+            where = f'fused={fused}, {"a backward() per document" if rewrite else "batch_loss()"}'
+            self.assertEqual(taped[0], searched[0], where)  # the forward pass: the same
+            diff = report(f'gradients, tape vs search, {where} (relative)',
+                          rel_diff(taped[1], searched[1]), SAME_TOL)
+            self.assertLessEqual(diff, SAME_TOL)
+            self.assertGreater(sum(map(abs, taped[1])), 0.0)
+            self.assertIsNone(m.recording)
+
+    def test_the_record_is_open_only_inside_batch_loss(self):
+        """Inside: a list that grows as nodes are made (with part2 and tape on); outside, and
+        after an error inside, None: a Value made outside is never recorded."""
+        tiny_model(vocab=''.join(WORDS))
+        real, seen = m.doc_losses, []
+
+        def doc_losses(tokens, sd=None):
+            seen.append(m.recording if m.recording is None else
+                        len(m.recording))
+            losses = real(tokens, sd)
+            seen.append(m.recording if m.recording is None else
+                        len(m.recording))
+            return losses
+        for part2, tape in ((True, True), (True, False), (False, True)):
+            m.part2, m.tape = part2, tape
+            seen.clear()
+            with mock.patch.object(m, 'doc_losses', doc_losses):
+                m.batch_loss([m.encode('emma')])
+            on = part2 and tape
+            self.assertEqual(seen[0], 0 if on else None)
+            if on:
+                self.assertGreater(seen[1], 100)
+            else:
+                self.assertIsNone(seen[1])
+            self.assertIsNone(m.recording)
+        m.part2 = m.tape = True
+        with mock.patch.object(m, 'gpt', side_effect=KeyboardInterrupt), \
+                self.assertRaises(KeyboardInterrupt):
+            m.batch_loss([m.encode('emma')])
+        self.assertIsNone(m.recording)
+        x = m.Value(2.0) * 3.0
+        self.assertIsNone(m.recording)
+        x.backward()  # outside batch_loss(): Part 1's search
+
+    def test_what_it_backpropagated_is_used_up(self):
+        """The losses batch_loss() made, kept by a spy: a backward() through them raises, as
+        after Part 1's backward(), and no Value of the step stays alive without the spy."""
+        tiny_model(vocab=''.join(WORDS))
+        kept, real = [], m.doc_losses
+
+        def doc_losses(tokens, sd=None):
+            kept.extend(real(tokens, sd))
+            return kept[-(len(tokens) - 1):]
+        alive = live_values()
+        with mock.patch.object(m, 'doc_losses', doc_losses):
+            m.batch_loss([m.encode('emma'), m.encode('ava')])
+        self.assertEqual(len(kept), 5 + 4)  # a loss per token after BOS
+        for loss in kept:
+            with self.assertRaises(RuntimeError):
+                loss.backward()
+        with self.assertRaises(RuntimeError):
+            (kept[0] * 2).backward()
+        del kept[:], loss
+        self.assertEqual(live_values(), alive)
 
 
 # ---- plain floats (no_grad) ---------------------------------------------------------------------
@@ -319,9 +418,9 @@ class PlainFloats(Case):
         self.assertLessEqual(diff, SAME_TOL)
 
     def test_no_graph_is_left_behind(self):
-        """With fused and no_grad on or off, evaluate() and sample() leave no graph of theirs on
-        the tape and move no gradient; a graph made before them is kept, and its backward() gives
-        what it gives without them."""
+        """With fused and no_grad on or off, evaluate() and sample() leave no Value of theirs alive
+        and move no gradient; a graph made before them is kept, and its backward() gives what it
+        gives without them."""
         tiny_model('--prompt=an', seed=9)
         docs = self.docs()[-12:]  # repeats and long ones among them
         tokens = m.encode('annabel')
@@ -331,13 +430,13 @@ class PlainFloats(Case):
             for pending in (False, True):
                 if pending:  # a forward pass waiting for its backward()
                     loss = doc_loss(tokens)
-                before = list(m.tape)
+                before = live_values()
                 m.evaluate(docs)
-                self.assertEqual(m.tape, before, f'evaluate(), {where}')
+                self.assertEqual(live_values(), before, f'evaluate(), {where}')
                 random.seed(1)
                 for _ in range(3):
                     m.sample()
-                    self.assertEqual(m.tape, before, f'sample(), {where}')
+                    self.assertEqual(live_values(), before, f'sample(), {where}')
                 self.assertEqual({p.grad for p in m.params}, {0.0})
             loss.backward()
             kept = [p.grad for p in m.params]
@@ -347,8 +446,7 @@ class PlainFloats(Case):
             self.assertEqual(kept, [p.grad for p in m.params], where)
             for p in m.params:
                 p.grad = 0.0
-        print('  evaluate() and sample() leave the tape as they found it, fused and no_grad on '
-              'and off')
+        print('  evaluate() and sample() leave no Value alive, fused and no_grad on and off')
 
     def test_sample_reads_the_weights_it_is_given(self):
         """sample(sd) with another model's weights draws what that model draws, on floats or not."""
@@ -409,13 +507,6 @@ class TheProof(Case):
     """self_check(doc, val_docs) in this process: what it reports of an unedited model, what it
     leaves as it was, and that each of its figures measures its own thing."""
 
-    def setUp(self):
-        super().setUp()
-        m.tape.clear()
-
-    def tearDown(self):
-        m.tape.clear()
-
     def test_an_unedited_model_passes_and_nothing_changes(self):
         tiny_model(vocab=''.join(WORDS + VAL), seed=11)
         weights = [p.data for p in m.params]
@@ -430,7 +521,7 @@ class TheProof(Case):
         self.assertEqual(n, 20)
         self.assertEqual([p.data for p in m.params], weights)  # to the bit
         self.assertEqual({p.grad for p in m.params}, {0.0})
-        self.assertEqual(m.tape, [])
+        self.assertIsNone(m.recording)  # nothing left recording
         self.assertEqual(random.getstate(), state)  # no number drawn
         self.assertIs(m.part2, True)
 

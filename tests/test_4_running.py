@@ -16,7 +16,8 @@ import threading, time, tracemalloc, types, unittest, zlib
 from unittest import mock
 
 from tests.helpers import (Case, InTempDir, ROOT, SCRIPT, TINY, WORDS, EXACT_TOL, m, quiet,
-                           reference_logits, reference_losses, report, reset, slurp, tiny_model)
+                           reference_logits, reference_losses, report, reset, slurp, tiny_model,
+                           graph_nodes)
 
 VOCAB = ''.join(sorted(set(''.join(WORDS))))
 STEP_LINE = re.compile(r'^step +(\d+)/(\d+) \| loss (\S+) \| mean (\S+)(?: \| val (\S+))? \| '
@@ -740,7 +741,8 @@ class ComputeMeter(Case):
         return rmsnorm + attention + loss
 
     def count_multiplications(self, tokens):
-        """Value nodes made by Value.__mul__ while Part 1 as written builds doc_losses' graph."""
+        """Value nodes made by Value.__mul__ while Part 1 as written builds doc_losses' graph;
+        and the multiplication nodes in that graph (helpers.graph_nodes from the losses)."""
         count = [0]
         real = m.Value.__mul__
 
@@ -748,15 +750,13 @@ class ComputeMeter(Case):
             count[0] += 1
             return real(a, b)
         m.part2 = False
-        start = len(m.tape)
         with mock.patch.object(m.Value, '__mul__', mul):
             losses = m.doc_losses(tokens)
-        on_tape = sum(1 for v in m.tape[start:] if len(v._children) == 2 and
-                      v._local_grads == (v._children[1].data, v._children[0].data) and
-                      v.data == v._children[0].data * v._children[1].data)
-        del m.tape[start:]
+        in_graph = sum(1 for v in graph_nodes(*losses) if len(v._children) == 2 and
+                       v._local_grads == (v._children[1].data, v._children[0].data) and
+                       v.data == v._children[0].data * v._children[1].data)
         self.assertEqual(len(losses), len(tokens) - 1)
-        return count[0], on_tape
+        return count[0], in_graph
 
     def test_the_meter_against_an_exact_count_of_the_graph(self):
         worst = 0
@@ -770,17 +770,17 @@ class ComputeMeter(Case):
             for doc in ('', 'ava', 'isabell'):  # T = 1, 4 and 8 (block_size)
                 tokens = m.encode(doc)[:m.block_size + 1]
                 T = len(tokens) - 1
-                counted, on_tape = self.count_multiplications(tokens)
+                counted, in_graph = self.count_multiplications(tokens)
                 meter = m.train_flops(T)
                 self.assertEqual(meter % 6, 0)
                 expected = madds(T, n, n_layer, m.vocab_size)
                 extra = self.extra(T, n, n_head, n_layer)
                 print(f'  n_embd {n:2d} n_head {n_head} n_layer {n_layer} T {T}: {counted} '
                       f'multiplications counted = meter {meter // 6} + extra {extra} '
-                      f'({on_tape} on the tape)')
+                      f'({in_graph} in the graph)')
                 self.assertEqual(meter // 6, expected)
                 self.assertEqual(counted, meter // 6 + extra)
-                self.assertEqual(on_tape, counted)
+                self.assertEqual(in_graph, counted)
                 worst = max(worst, abs(counted - meter // 6 - extra))
         report('multiplications counted vs meter + extra', worst, 0)
 
@@ -1146,7 +1146,7 @@ class Explain(Case):
         tiny_model('--num_steps=16', '--eval_interval=0', vocab=VOCAB, seed=4)
         before = {k: v for k, v in vars(m).items() if callable(v)}
         handlers = [signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)]
-        weights, settings, tape = m.float_weights(), m.settings(), len(m.tape)
+        weights, settings, tape = m.float_weights(), m.settings(), m.recording
         real_gpt, calls = m.gpt, []
 
         def gpt(*args, **kwargs):
@@ -1159,7 +1159,8 @@ class Explain(Case):
         self.assertEqual({k: v for k, v in vars(m).items() if callable(v)}, before)
         self.assertEqual([signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)],
                          handlers)
-        self.assertEqual((m.float_weights(), m.settings(), len(m.tape)), (weights, settings, tape))
+        self.assertEqual((m.float_weights(), m.settings(), m.recording),
+                         (weights, settings, tape))
         self.assertTrue(gc.isenabled())
         sizes, real_adam = [], m.adam_step
 
@@ -1763,7 +1764,6 @@ class ImportingProgram(Case):
             'random.seed(1)\n'
             'microgpt.use_weights()\n'
             'logits = microgpt.gpt(microgpt.BOS, 0, *microgpt.empty_cache())\n'
-            'microgpt.tape.clear()\n'
             "print(json.dumps({'sd': microgpt.float_weights(), "
             "'logits': [x.data for x in logits]}))\n"
             "print('sample', repr(microgpt.sample()))\n"
