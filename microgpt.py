@@ -17,6 +17,7 @@ import difflib, functools, linecache, re  # the guard rails
 # ============================= Part 1: the GPT ===============================
 # --- settings: the reference run ---------------------------------------------
 input_file = 'input.txt'  # the training text: one document per line
+paragraphs = False        # True: a document per paragraph, line breaks kept
 n_layer = 1               # transformer blocks
 n_embd = 16               # width of the vector that represents each token
 n_head = 4                # attention heads; each one reads n_embd // n_head of those numbers
@@ -35,9 +36,10 @@ seed = 42                 # one seed for the training order, the initial weights
 
 # --- dataset: each line a document; a tenth, chosen by its text, held out ----
 def split_docs(text):
-    """-> (train_docs, val_docs): the non-blank lines, exactly. A checksum of its text picks
-    each document's side: repeats share one, all runs agree; the seed shuffles train_docs."""
-    docs = [doc for doc in text.replace('\r\n', '\n').split('\n') if doc.strip()]
+    """-> (train_docs, val_docs): the non-blank lines (or paragraphs), exactly. A checksum of
+    its text picks each document's side: repeats share one, all runs agree; the seed shuffles."""
+    ends = '\n\n' if paragraphs else '\n'  # an empty line ends a paragraph
+    docs = [doc.strip('\n') for doc in text.replace('\r\n', '\n').split(ends) if doc.strip()]
     crc = {doc: zlib.crc32(doc.encode('utf-8')) for doc in docs}
     val_texts = {doc for doc in docs if crc[doc] % 10 == 0}  # about 1 in 10
     if not val_texts or val_texts == set(docs):  # a tiny file: one held out
@@ -189,13 +191,14 @@ def cross_entropy(logits, target):  # -log softmax(logits)[target], never log(0)
     top = max(data(logit) for logit in logits)
     return log(sum(exp(logit - top) for logit in logits)) + top - logits[target]
 
-def doc_losses(tokens, sd=None):  # a loss per position: token t+1 given 0..t
-    keys, values = empty_cache()
+def doc_losses(tokens, sd=None):  # a loss per prediction, window by window
     losses = []
-    for pos_id in range(min(block_size, len(tokens) - 1)):  # at most block_size
-        token_id, target_id = tokens[pos_id], tokens[pos_id + 1]
-        logits = gpt(token_id, pos_id, keys, values, sd)
-        losses.append(cross_entropy(logits, target_id))
+    for start in range(0, max(1, len(tokens) - 1 - block_size // 2), (block_size + 1) // 2):
+        keys, values = empty_cache()  # a window: positions from 0 again
+        for pos_id in range(min(block_size, len(tokens) - 1 - start)):
+            logits = gpt(tokens[start + pos_id], pos_id, keys, values, sd)
+            if start == 0 or pos_id >= block_size // 2:  # not scored before
+                losses.append(cross_entropy(logits, tokens[start + pos_id + 1]))
     return losses
 
 def window(tokens):  # a long document: block_size + 1 tokens from a random start
@@ -329,14 +332,17 @@ def evaluate(docs):  # sorted, a doc often starts as the one before
     fed = []
     losses = []
     for doc in sorted(docs) if prefix_cache else docs:
-        tokens = encode(doc)[:block_size + 1]  # block_size predictions at most
-        shared = len(os.path.commonprefix([tokens[:-1], fed])) if prefix_cache else 0
-        for cache in keys + values + [logits]:  # keep the shared start's work
-            del cache[shared:]
-        for pos_id in range(shared, len(tokens) - 1):
-            logits.append(gpt(tokens[pos_id], pos_id, keys, values, sd))
-        losses += [cross_entropy(logits[t], tokens[t + 1]) for t in range(len(tokens) - 1)]
-        fed = tokens[:-1]
+        whole = encode(doc)
+        for start in range(0, max(1, len(whole) - 1 - block_size // 2), (block_size + 1) // 2):
+            tokens = whole[start:start + block_size + 1]  # doc_losses' windows
+            shared = len(os.path.commonprefix([tokens[:-1], fed])) if prefix_cache else 0
+            for cache in keys + values + [logits]:  # keep the shared start's work
+                del cache[shared:]
+            for pos_id in range(shared, len(tokens) - 1):
+                logits.append(gpt(tokens[pos_id], pos_id, keys, values, sd))
+            scored = range(block_size // 2 if start else 0, len(tokens) - 1)
+            losses += [cross_entropy(logits[t], tokens[t + 1]) for t in scored]
+            fed = tokens[:-1]
     return math.fsum(losses) / len(losses)
 
 # --- a resting collector (~ memory management): the graph has no cycles to free
@@ -480,7 +486,7 @@ def encode(doc):  # characters, then merged: always the pair learned first
         ids = merge(ids, pair, merges[pair])
 
 def bits_per_char(loss, docs):  # loss per token -> bits per character
-    predicted = [t for doc in docs for t in encode(doc)[1:block_size + 1]]
+    predicted = [t for doc in docs for t in encode(doc)[1:]]  # each scored once
     n_chars = sum(len(chars[t]) if t != BOS else 1 for t in predicted)  # end: 1
     return loss * len(predicted) / n_chars / math.log(2)
 
@@ -716,7 +722,8 @@ def samples(train_docs, val_docs):  # new docs; how many copy a real one
     docs = [sample() for _ in range(num_samples)]
     for i, doc in enumerate(docs, 1):
         cut = '…' if len(encode(doc)) > block_size + 1 else ''  # cut (with merges: about)
-        print(f'sample {i:2d}: {doc + cut if doc else "(empty)"}')
+        lines = (doc + cut if doc else '(empty)').split('\n')  # as lines
+        print(f'sample {i:2d}: ' + '\n           '.join(lines))
     train_set, val_set = set(train_docs), set(val_docs)
     copies = sum(doc in train_set for doc in docs)
     held = sum(doc in val_set for doc in docs)  # real, never trained on
@@ -730,9 +737,11 @@ def samples(train_docs, val_docs):  # new docs; how many copy a real one
 def explain(text):
     """Show the model reading text: at each position the next token's probability and loss,
     the top 5 guesses, each head's attention. -> rows of {'probs', 'loss', 'attention'}."""
-    shown = [c.replace(' ', '·') if c.isprintable() else '¤' for c in chars] + ['¶']
+    shown = [c.replace(' ', '·').replace('\n', '↵') for c in chars]
+    shown = [c if c.isprintable() else '¤' for c in shown] + ['¶']
     tokens = encode(text)
-    print(f'explain {text!r} (¶ is BOS, the start or the end; · a space; ¤ another invisible)')
+    print(f'explain {text!r} (¶ is BOS, the start or the end; · a space; ↵ a line break;'
+          f' ¤ another invisible)')
     if len(tokens) - 1 > block_size:
         print(f'the context holds {block_size} positions: this explains its first {block_size}')
         tokens = tokens[:block_size + 1]
@@ -762,7 +771,8 @@ def explain(text):
 
 # --- files: a model as JSON; what --resume needs to go on exactly ------------
 SHAPE = ('n_layer', 'n_embd', 'n_head', 'block_size')  # a saved model's shape
-RUN = ('num_steps', 'batch_size', 'learning_rate', 'beta1', 'beta2', 'eps', 'seed')
+RUN = ('num_steps', 'batch_size', 'learning_rate', 'beta1', 'beta2', 'eps', 'seed',
+       'paragraphs')  # and what makes the documents
 
 def save_model(path, run):  # via a temp file, flushed, then renamed: never half a file
     adam = run['adam']
@@ -812,7 +822,8 @@ KIND = dict(  # what each setting takes, whatever the file says; init_std: a num
     batch_size=int, learning_rate=float, beta1=float, beta2=float, eps=float, init_std=float,
     temperature=float, prompt=str, num_samples=int, seed=int, part2=bool, fused=bool,
     no_grad=bool, prefix_cache=bool, pause_gc=bool, workers=int, bpe_merges=int, int8=bool,
-    eval_interval=int, eval_iters=int, eval_docs=int, save=str, load=str, resume=str)
+    eval_interval=int, eval_iters=int, eval_docs=int, save=str, load=str, resume=str,
+    paragraphs=bool)
 WORDS = {bool: 'True or False', int: 'a whole number', float: 'a number', str: 'a text'}
 
 def settings():  # {name: value} of every setting as it stands now

@@ -117,11 +117,27 @@ def reference_logits(sd, tokens):
     return [matvec(sd['lm_head'], x) for x in xs]
 
 
+def window_start(t):
+    """Where prediction t of a document (of token t + 1) starts reading, as tests/README.md says:
+    the first block_size predictions read from the start, 0; each later one from the last
+    multiple of block_size - block_size // 2 that leaves it block_size // 2 tokens of past."""
+    half = m.block_size // 2
+    s = 0 if t < m.block_size else (t - half) // (m.block_size - half) * (m.block_size - half)
+    assert t - s < m.block_size and (s == 0 or t - s >= half)  # it fits; past enough
+    return s
+
+
 def reference_losses(sd, tokens):
-    """-log softmax(reference logits)[next] at each of the first block_size positions."""
-    tokens = tokens[:m.block_size + 1]
-    return [math.log(sum(math.exp(l) for l in logits)) - logits[tokens[t + 1]]
-            for t, logits in enumerate(reference_logits(sd, tokens[:-1]))]
+    """-log softmax(reference logits)[next] at every prediction of a document, prediction t
+    reading tokens s..t at positions 0..t - s, s = window_start(t)."""
+    losses, windows = [], {}
+    for t in range(len(tokens) - 1):
+        s = window_start(t)
+        if s not in windows:  # the window's logits: causal, so each reads only up to its own t
+            windows[s] = reference_logits(sd, tokens[s:s + m.block_size])
+        logits = windows[s][t - s]
+        losses.append(math.log(sum(math.exp(l) for l in logits)) - logits[tokens[t + 1]])
+    return losses
 
 
 def quiet(f, *args, **kwargs):

@@ -326,6 +326,18 @@ class Flags(CommandLineCase):
             self.assertTrue(by_kind[kind], kind)
         return by_kind
 
+    def test_paragraphs_is_a_switch_that_help_lists(self):
+        rc, out, err = run('--help')
+        self.assertEqual((rc, err), (0, ''))
+        self.assertRegex(out, r'\n  --paragraphs=False +\S.*paragraph')
+        self.assertIs(m.configure(['--paragraphs'])['paragraphs'], True)
+        self.assertIs(m.paragraphs, True)
+        reset()
+        self.assertIs(m.configure(['--paragraphs=false'])['paragraphs'], False)
+        with self.assertRaises(m.MicrogptError) as caught:
+            m.configure(['--paragraphs=2'])
+        self.assertEqual(str(caught.exception), "--paragraphs takes True or False, not '2'")
+
     def test_each_kind_is_its_shipped_defaults(self):
         """KIND is a table (an edit in the file must not change what a setting takes): it agrees
         with the defaults as shipped, init_std's None standing for a number."""
@@ -1056,7 +1068,7 @@ class Save(CommandLineCase):
         self.assertEqual(training['step'], steps)
         self.assertEqual(training['settings'], {
             'num_steps': steps, 'batch_size': 2, 'learning_rate': 0.02, 'beta1': 0.8,
-            'beta2': 0.99, 'eps': 1e-8, 'seed': 7})
+            'beta2': 0.99, 'eps': 1e-8, 'seed': 7, 'paragraphs': False})
         self.assertEqual(training['input_crc'], zlib.crc32(slurp(self.file)))
         self.assertEqual(training['input_file'], where)  # absolute: --resume from anywhere
         self.assertTrue(os.path.samefile(where, self.file))
