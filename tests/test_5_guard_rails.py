@@ -1290,7 +1290,8 @@ class Resume(CommandLineCase):
                  ([f, resume, '--num_steps=8'], ['--num_steps=8 contradicts']),
                  ([f, resume, '--seed=1'], ['--seed=1 contradicts']),
                  ([f, resume, '--n_embd=16'], ['--n_embd=16 contradicts']),
-                 ([f, resume, '--bpe_merges=2'], ['--bpe_merges=2 contradicts'])]
+                 ([f, resume, '--bpe_merges=2'], ['--bpe_merges=2 contradicts']),
+                 ([f, resume, '--paragraphs'], ['--paragraphs=True contradicts'])]  # other docs
         results = self.cli(*(argv for argv, _ in cases),
                            [f, resume, '--num_steps=4', '--batch_size=1', '--eval_docs=0',
                             '--num_samples=1'])  # the control: flags that agree
