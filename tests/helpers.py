@@ -267,11 +267,15 @@ def weights_diff(a, b):
 
 
 def training_flops(*argv):
-    """The meter's training FLOPs of `python microgpt.py ARGV` on input.txt, counted without
-    training: the documents a step reads are fixed, and so is how many tokens each predicts."""
+    """The meter's training FLOPs of `python microgpt.py ARGV` (on input.txt, or the
+    --input_file it gives, from the repository's folder), counted without training: the
+    documents a step reads are fixed, and so is how many tokens each predicts."""
     reset()
+    flag = '--input_file='
+    given = [a for a in argv if a.startswith(flag)]
+    argv = [a for a in argv if not a.startswith(flag)]
     try:
-        text = f'--input_file={os.path.join(ROOT, "input.txt")}'
+        text = flag + os.path.join(ROOT, given[0][len(flag):] if given else 'input.txt')
         train_docs = quiet(m.setup, [text, *argv])[0]['train_docs']
         docs = (train_docs[i % len(train_docs)] for i in range(m.num_steps * m.batch_size))
         return sum(m.train_flops(min(m.block_size, len(m.encode(doc)) - 1)) for doc in docs)
