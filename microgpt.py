@@ -941,7 +941,8 @@ def setup(argv):  # Part 4's, then the checks that need its text, its model or i
     if run['save']:
         check_save_path(run['save'])
     if not run['train_docs']:
-        fail(f'input file {path!r} needs 2 different non-empty lines: to train on, to hold out')
+        kind = 'paragraphs (between empty lines)' if paragraphs else 'non-empty lines'
+        fail(f'input file {path!r} needs 2 different {kind}: to train on, to hold out')
     check_known(prompt, '--prompt')
     check_known(given.get('explain', ''), '--explain')
     check_known(''.join(run['train_docs'] + run['val_docs']), 'the input file')

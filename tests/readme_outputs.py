@@ -125,8 +125,8 @@ def resume(d):
     first = ''.join(lines)
     code, out, err = sh(['--resume=m.json', '--num_samples=3', '--eval_docs=200'], d)
     return block('python microgpt.py --save=m.json --num_samples=3 --eval_docs=200   '
-                 '(Ctrl-C after a few seconds)', first) + '\n\n' + block(
-        'python microgpt.py --resume=m.json --num_samples=3 --eval_docs=200', out + err)
+                 '(Ctrl-C after a few seconds)', first + '$ python microgpt.py --resume=m.json '
+                 '--num_samples=3 --eval_docs=200\n' + out + err)
 
 
 def trouble(d):
@@ -151,6 +151,20 @@ def overfit(d):
     code, out, err = sh(args, d)
     return block('head -n 60 input.txt > small.txt\n$ python microgpt.py ' + ' '.join(args),
                  out + err)
+
+
+SHAKESPEARE = ['--input_file=tests/data/shakespeare.txt', '--paragraphs', '--n_embd=24',
+               '--block_size=64', '--batch_size=2', '--num_steps=700', '--learning_rate=0.015',
+               '--eval_interval=175', '--eval_iters=30', '--eval_docs=150', '--num_samples=8']
+
+
+def shakespeare(d):
+    """Running text (issue 29): about 8 minutes of one core; tests/README.md has the figures."""
+    os.makedirs(os.path.join(d, 'tests', 'data'))
+    shutil.copy(os.path.join(ROOT, 'tests', 'data', 'shakespeare.txt'),
+                os.path.join(d, 'tests', 'data'))
+    code, out, err = sh(SHAKESPEARE, d, timeout=3600)
+    return block('python microgpt.py ' + ' '.join(SHAKESPEARE), out + err)
 
 
 def layout(d):
@@ -198,7 +212,7 @@ def recipe(d):
 
 
 BLOCKS = {'LAYOUT': layout, 'PART1': part1, 'OVERFIT': overfit, 'QUICKSTART': quickstart, 'EDIT': edit, 'EXPLAIN': explain, 'NOTEBOOK': notebook,
-          'RESUME': resume, 'TROUBLE': trouble}
+          'RESUME': resume, 'TROUBLE': trouble, 'SHAKESPEARE': shakespeare}
 
 if __name__ == '__main__':
     for name in sys.argv[1:] or BLOCKS:

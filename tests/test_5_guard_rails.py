@@ -905,6 +905,13 @@ class InputFile(CommandLineCase):
                             '--num_samples=1'])
         self.assert_clear_error(result, 2, 'spaces.txt', 'non-empty lines')
 
+    def test_paragraphs_need_empty_lines_between_them_and_the_error_says_so(self):
+        """--paragraphs on a text with no empty line: one document, none to hold out."""
+        path = self.write('lines.txt', 'emma\nava\nmia\n')
+        result, = self.cli([f'--input_file={path}', '--paragraphs', '--num_steps=1',
+                            '--eval_docs=0', '--num_samples=1'])
+        self.assert_clear_error(result, 2, 'lines.txt', '2 different paragraphs (between empty')
+
     def test_utf8_with_a_byte_order_mark_and_windows_line_ends(self):
         path = self.write('bom.txt', '\ufeffzoë\r\nchloé\r\n\r\nrenée\r\nagnès\r\n')
         out = self.main(f'--input_file={path}', *TINY, '--num_steps=2', '--eval_docs=0',
