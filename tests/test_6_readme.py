@@ -106,7 +106,7 @@ class TheShakespeareRun(unittest.TestCase):
         spent = training_flops(*flags)
         print(f'  the Shakespeare run: {spent:.6g} FLOPs')
         self.assertIn('--paragraphs', flags)
-        self.assertIn(f' | {spent:.3g} |'.replace('e+', 'e'), row[0])
+        self.assertIn(f' | {spent:.2e} (6 × parameters × tokens: ', row[0])
         self.assertIn(f'$ python microgpt.py {row[1]}\n', readme())
 
 
