@@ -423,6 +423,7 @@ def self_check(doc, val_docs, n_fd=20, h=1e-6):
     as written; backprop's from finite differences; on how many weights). Changes nothing."""
     global part2
     tokens = encode(doc)[:block_size + 1]
+    val_docs = [d[:2 * block_size] for d in val_docs]  # long ones: two contexts, windows
     fast = (*loss_and_grads(tokens), [evaluate(val_docs)])
     on = part2
     part2 = False  # Part 1 exactly as written

@@ -589,6 +589,22 @@ class TheProof(Case):
         self.assertLessEqual(fd, FD_TOL)
         self.assertIs(m.part2, False)
 
+    def test_a_long_held_out_document_is_checked_on_its_first_two_contexts(self):
+        """Part 1 on Values is slow: a held-out document of a text with long lines is checked on
+        its first 2 * block_size characters, which still cross a window's edge."""
+        tiny_model(vocab=''.join(WORDS + VAL), seed=12)
+        long = ''.join(VAL) * 3  # 144 characters; block_size 8
+        seen = []
+        real = m.evaluate.__wrapped__  # Part 2's, under the guard rails' check
+
+        def spy(docs):
+            seen.append((m.part2, list(docs)))
+            return real(docs)
+        with mock.patch.object(m, 'evaluate', spy):
+            diffs, _, _ = m.self_check('ava', [long, 'mia'])
+        self.assertEqual(seen, [(True, [long[:16], 'mia']), (False, [long[:16], 'mia'])])
+        self.assertLessEqual(diffs['held-out loss'], 1e-12)
+
     def test_part2_comes_back_after_an_error(self):
         tiny_model(vocab=''.join(WORDS + VAL))
         seen = []
