@@ -17,6 +17,7 @@ import difflib, functools, linecache, re, tempfile  # the guard rails
 # ============================= Part 1: the GPT ===============================
 # --- settings: the reference run ---------------------------------------------
 input_file = 'input.txt'  # the training text: one document per line
+paragraphs = False        # True: a document per paragraph, line breaks kept
 n_layer = 1               # transformer blocks
 n_embd = 16               # width of the vector that represents each token
 n_head = 4                # attention heads; each one reads n_embd // n_head of those numbers
@@ -35,9 +36,10 @@ seed = 42                 # one seed for the training order, the initial weights
 
 # --- dataset: each line a document; a tenth, chosen by its text, held out ----
 def split_docs(text):
-    """-> (train_docs, val_docs): the non-blank lines, exactly. A checksum of its text picks
-    each document's side: repeats share one, all runs agree; the seed shuffles train_docs."""
-    docs = [doc for doc in text.replace('\r\n', '\n').split('\n') if doc.strip()]
+    """-> (train_docs, val_docs): the non-blank lines (or paragraphs), exactly. A checksum of
+    its text picks each document's side: repeats share one, all runs agree; the seed shuffles."""
+    ends = '\n\n' if paragraphs else '\n'  # an empty line ends a paragraph
+    docs = [doc.strip('\n') for doc in text.replace('\r\n', '\n').split(ends) if doc.strip()]
     crc = {doc: zlib.crc32(doc.encode('utf-8')) for doc in docs}
     val_texts = {doc for doc in docs if crc[doc] % 10 == 0}  # about 1 in 10
     if not val_texts or val_texts == set(docs):  # a tiny file: one held out
@@ -193,13 +195,14 @@ def cross_entropy(logits, target):  # -log softmax(logits)[target], never log(0)
     top = max(data(logit) for logit in logits)
     return log(sum(exp(logit - top) for logit in logits)) + top - logits[target]
 
-def doc_losses(tokens, sd=None):  # a loss per position: token t+1 given 0..t
-    keys, values = empty_cache()
+def doc_losses(tokens, sd=None):  # a loss per prediction, window by window
     losses = []
-    for pos_id in range(min(block_size, len(tokens) - 1)):  # at most block_size
-        token_id, target_id = tokens[pos_id], tokens[pos_id + 1]
-        logits = gpt(token_id, pos_id, keys, values, sd)
-        losses.append(cross_entropy(logits, target_id))
+    for start in range(0, max(1, len(tokens) - 1 - block_size // 2), (block_size + 1) // 2):
+        keys, values = empty_cache()  # a window: positions from 0 again
+        for pos_id in range(min(block_size, len(tokens) - 1 - start)):
+            logits = gpt(tokens[start + pos_id], pos_id, keys, values, sd)
+            if start == 0 or pos_id >= block_size // 2:  # not scored before
+                losses.append(cross_entropy(logits, tokens[start + pos_id + 1]))
     return losses
 
 def window(tokens):  # a long document: block_size + 1 tokens from a random start
@@ -384,6 +387,7 @@ def self_check(doc, val_docs, n_fd=20, h=1e-6):
     as written; backprop's from finite differences; on how many weights). Changes nothing."""
     global part2
     tokens = encode(doc)[:block_size + 1]
+    val_docs = [d[:2 * block_size] for d in val_docs]  # long ones: two contexts, windows
     fast = (*loss_and_grads(tokens), [evaluate(val_docs)])
     on = part2
     part2 = False  # Part 1 exactly as written
@@ -447,7 +451,7 @@ def encode(doc):  # characters, then merged: always the pair learned first
         ids = merge(ids, pair, merges[pair])
 
 def bits_per_char(loss, docs):  # loss per token -> bits per character
-    predicted = [t for doc in docs for t in encode(doc)[1:block_size + 1]]
+    predicted = [t for doc in docs for t in encode(doc)[1:]]  # each scored once
     n_chars = sum(len(chars[t]) if t != BOS else 1 for t in predicted)  # end: 1
     return loss * len(predicted) / n_chars / math.log(2)
 
@@ -700,8 +704,9 @@ def samples(train_docs, val_docs):  # new docs; how many copy a real one
     docs = [sample() for _ in range(num_samples)]
     for i, doc in enumerate(docs, 1):
         cut = '…' if len(encode(doc)) > block_size + 1 else ''  # cut (with merges: about)
-        shown = ''.join(c if c.isprintable() else ascii(c)[1:-1] for c in doc)
-        print(f'sample {i:2d}: {shown + cut or "(empty)"}')
+        shown = ''.join(c if c.isprintable() or c == '\n' else ascii(c)[1:-1] for c in doc)
+        lines = (shown + cut or '(empty)').split('\n')  # a paragraph: its lines, aligned
+        print(f'sample {i:2d}: ' + '\n           '.join(lines))
     distinct, train_set, val_set = set(docs), set(train_docs), set(val_docs)
     copies, held = len(distinct & train_set), len(distinct & val_set)
     if docs and train_set:  # a model that only generalises copies each side as its size says
@@ -714,10 +719,12 @@ def samples(train_docs, val_docs):  # new docs; how many copy a real one
 def explain(text):
     """Show the model reading text: at each position the next token's probability and loss,
     the top 5 guesses, each head's attention. -> rows of {'probs', 'loss', 'attention'}."""
-    shown = [c.replace(' ', '·') if c.isprintable() else '¤' for c in chars] + ['¶']
+    shown = [c.replace(' ', '·').replace('\n', '↵') for c in chars]
+    shown = [c if c.isprintable() else '¤' for c in shown] + ['¶']
     wide = max(map(len, shown))  # merged tokens are wider: columns as wide
     tokens = encode(text)
-    print(f'explain {text!r} (¶ is BOS, the start or the end; · a space; ¤ another invisible)')
+    print(f'explain {text!r} (¶ is BOS, the start or the end; · a space; ↵ a line break;'
+          f' ¤ another invisible)')
     if len(tokens) - 1 > block_size:
         print(f'the context holds {block_size} positions: this explains its first {block_size}')
         tokens = tokens[:block_size + 1]
@@ -771,7 +778,8 @@ def show_embeddings():  # each token's 4 nearest by cosine; a map of wte's rows
 
 # --- files: a model as JSON; what --resume needs to go on exactly ------------
 SHAPE = ('n_layer', 'n_embd', 'n_head', 'block_size')  # a saved model's shape
-RUN = ('num_steps', 'batch_size', 'learning_rate', 'beta1', 'beta2', 'eps', 'seed')
+RUN = ('num_steps', 'batch_size', 'learning_rate', 'beta1', 'beta2', 'eps', 'seed',
+       'paragraphs')  # and what makes the documents
 
 def save_model(path, run):  # via a temp file, flushed, then renamed: never half a file
     adam = run['adam']
@@ -828,7 +836,7 @@ KIND = dict(  # what each setting takes, whatever the file says
     temperature=float, prompt=str, num_samples=int, seed=int, part2=bool, fused=bool,
     tape=bool, no_grad=bool, pause_gc=bool, bpe_merges=int, int8=bool,
     eval_interval=int, eval_iters=int, eval_docs=int, save=str, load=str, resume=str,
-    embeddings=bool)
+    embeddings=bool, paragraphs=bool)
 WORDS = {bool: 'True or False', int: 'a whole number', float: 'a number', str: 'a text',
          list: 'a list of texts, not empty'}
 
@@ -948,7 +956,8 @@ def setup(argv):  # Part 4's, then the checks that need its text, its model or i
     except OSError as e:
         fail(f'cannot save the model to {saving!r}: {e.strerror}')
     if path and not run['train_docs']:  # a text was read
-        fail(f'input file {path!r} needs 2 different non-empty lines: to train on, to hold out')
+        kind = 'paragraphs (between empty lines)' if paragraphs else 'non-empty lines'
+        fail(f'input file {path!r} needs 2 different {kind}: to train on, to hold out')
     check_known(prompt, '--prompt')
     check_known(run['given'].get('explain', ''), '--explain')
     check_known(''.join(run['train_docs'] + run['val_docs']), 'the input file')

@@ -5,7 +5,7 @@ model.
 
 It uses microgpt's own read_text and split_docs, so the held-out documents are exactly the ones
 microgpt reports 'val loss' on, and counts the same predictions: every next character and the
-closing BOS, cut at block_size. The bigram model is
+closing BOS, of every document however long. The bigram model is
 P(next | previous) = (count + 1) / (row total + vocab_size), counted
 on the training documents only (add-one smoothing, so an unseen pair is not log(0)).
 """
@@ -24,7 +24,7 @@ m.use_vocab(sorted(set(''.join(train_docs + val_docs))))
 def pairs(docs):
     for doc in docs:
         tokens = m.encode(doc)
-        for t in range(min(m.block_size, len(tokens) - 1)):
+        for t in range(len(tokens) - 1):
             yield tokens[t], tokens[t + 1]
 
 

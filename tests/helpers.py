@@ -134,11 +134,27 @@ def reference_logits(sd, tokens):
     return [matvec(sd['lm_head'], x) for x in xs]
 
 
+def window_start(t):
+    """Where prediction t of a document (of token t + 1) starts reading, as tests/README.md says:
+    the first block_size predictions read from the start, 0; each later one from the last
+    multiple of block_size - block_size // 2 that leaves it block_size // 2 tokens of past."""
+    half = m.block_size // 2
+    s = 0 if t < m.block_size else (t - half) // (m.block_size - half) * (m.block_size - half)
+    assert t - s < m.block_size and (s == 0 or t - s >= half)  # it fits; past enough
+    return s
+
+
 def reference_losses(sd, tokens):
-    """-log softmax(reference logits)[next] at each of the first block_size positions."""
-    tokens = tokens[:m.block_size + 1]
-    return [math.log(sum(math.exp(l) for l in logits)) - logits[tokens[t + 1]]
-            for t, logits in enumerate(reference_logits(sd, tokens[:-1]))]
+    """-log softmax(reference logits)[next] at every prediction of a document, prediction t
+    reading tokens s..t at positions 0..t - s, s = window_start(t)."""
+    losses, windows = [], {}
+    for t in range(len(tokens) - 1):
+        s = window_start(t)
+        if s not in windows:  # the window's logits: causal, so each reads only up to its own t
+            windows[s] = reference_logits(sd, tokens[s:s + m.block_size])
+        logits = windows[s][t - s]
+        losses.append(math.log(sum(math.exp(l) for l in logits)) - logits[tokens[t + 1]])
+    return losses
 
 
 def quiet(f, *args, **kwargs):
@@ -268,11 +284,15 @@ def weights_diff(a, b):
 
 
 def training_flops(*argv):
-    """The meter's training FLOPs of `python microgpt.py ARGV` on input.txt, counted without
-    training: the documents a step reads are fixed, and so is how many tokens each predicts."""
+    """The meter's training FLOPs of `python microgpt.py ARGV` (on input.txt, or the
+    --input_file it gives, from the repository's folder), counted without training: the
+    documents a step reads are fixed, and so is how many tokens each predicts."""
     reset()
+    flag = '--input_file='
+    given = [a for a in argv if a.startswith(flag)]
+    argv = [a for a in argv if not a.startswith(flag)]
     try:
-        text = f'--input_file={os.path.join(ROOT, "input.txt")}'
+        text = flag + os.path.join(ROOT, given[0][len(flag):] if given else 'input.txt')
         train_docs = quiet(m.setup, [text, *argv])[0]['train_docs']
         docs = (train_docs[i % len(train_docs)] for i in range(m.num_steps * m.batch_size))
         return sum(m.train_flops(min(m.block_size, len(m.encode(doc)) - 1)) for doc in docs)

@@ -154,6 +154,20 @@ def overfit(d):
                  out + err)
 
 
+SHAKESPEARE = ['--input_file=tests/data/shakespeare.txt', '--paragraphs', '--block_size=64',
+               '--batch_size=2', '--num_steps=1200', '--learning_rate=0.02', '--eval_interval=300',
+               '--eval_iters=30', '--eval_docs=150', '--num_samples=8']
+
+
+def shakespeare(d):
+    """Running text (issue 29): about 7 minutes of one core; tests/README.md has the figures."""
+    os.makedirs(os.path.join(d, 'tests', 'data'))
+    shutil.copy(os.path.join(ROOT, 'tests', 'data', 'shakespeare.txt'),
+                os.path.join(d, 'tests', 'data'))
+    code, out, err = sh(SHAKESPEARE, d, timeout=3600)
+    return block('python microgpt.py ' + ' '.join(SHAKESPEARE), out + err)
+
+
 def layout(d):
     """The parts of microgpt.py and their lines, from its rulers."""
     with open(os.path.join(d, 'microgpt.py'), encoding='utf-8') as f:
@@ -199,7 +213,7 @@ def recipe(d):
 
 
 BLOCKS = {'LAYOUT': layout, 'PART1': part1, 'OVERFIT': overfit, 'QUICKSTART': quickstart, 'EDIT': edit, 'EXPLAIN': explain, 'NOTEBOOK': notebook,
-          'RESUME': resume, 'TROUBLE': trouble}
+          'RESUME': resume, 'TROUBLE': trouble, 'SHAKESPEARE': shakespeare}
 
 if __name__ == '__main__':
     for name in sys.argv[1:] or BLOCKS:

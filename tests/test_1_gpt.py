@@ -168,6 +168,34 @@ class Split(Part1Case):
         self.assertEqual(set(sub_val), set(subset) & set(val))  # held out there: held out here
         self.assertEqual(set(sub_train), set(subset) & set(train))
 
+    def test_paragraphs_a_closed_example(self):
+        """paragraphs=True: each run of lines up to an empty line is one document, its line
+        breaks kept; several empty lines end one paragraph; CRLF is a line break; a line of
+        spaces is a line of the paragraph (only an empty line ends it)."""
+        text = 'A:\nhi\n\nB:\nho\nhum\n\n\n\nA:\nhi\r\n\r\nC:\n  \nend\n'
+        for paragraphs, expected in ((True, ['A:\nhi', 'B:\nho\nhum', 'A:\nhi', 'C:\n  \nend']),
+                                     (False, ['A:', 'hi', 'B:', 'ho', 'hum', 'A:', 'hi', 'C:',
+                                              'end'])):
+            m.paragraphs = paragraphs
+            random.seed(1)
+            train, val = m.split_docs(text)
+            self.assertEqual(sorted(train + val), sorted(expected), paragraphs)
+        m.paragraphs = True
+        m.use_vocab(sorted(set(text) - {'\r'}))
+        self.assertEqual(m.decode(m.encode('B:\nho')), 'B:\nho')  # '\n': a token, kept
+        self.assertEqual(len(m.encode('B:\nho')), 7)
+
+    def test_paragraphs_are_held_out_by_checksum_as_lines_are(self):
+        names = self.names()[:3000]
+        paras = ['\n'.join(names[i:i + 3]) for i in range(0, len(names), 3)]
+        m.paragraphs = True
+        random.seed(1)
+        train, val = m.split_docs('\n\n'.join(paras + paras[:50]))  # and 50 repeats
+        self.assertEqual(sorted(train + val), sorted(paras + paras[:50]))
+        self.assertEqual(set(val), {p for p in paras if zlib.crc32(p.encode('utf-8')) % 10 == 0})
+        self.assertEqual(set(train) & set(val), set())
+        self.assertGreater(len(set(val)), 60)  # about a tenth of 1,000
+
     def test_a_tiny_file_gets_one_document_on_each_side(self):
         names = sorted(set(self.names()))
         held = [d for d in names if zlib.crc32(d.encode('utf-8')) % 10 == 0]
@@ -759,21 +787,20 @@ class ModelGradients(Part1Case):
 class Loss(Part1Case):
     def test_loss_is_that_of_the_next_token(self):
         tiny_model(vocab=''.join(WORDS), seed=5)
-        for doc in ('abca', 'elizabeth', ''):  # short, longer than the context, empty
+        for doc in ('abca', 'elizabeth', ''):  # short, longer than the context (8), empty
             tokens = m.encode(doc)
             expected = reference_losses(weights(), tokens)
             for fused in (False, True, None):
                 m.fused = bool(fused)
                 got = [m.data(loss) for loss in m.doc_losses(tokens, weights() if fused is None
                                                             else None)]
-                self.assertEqual(len(got), min(m.block_size, len(doc) + 1))
+                self.assertEqual(len(got), len(doc) + 1)  # every prediction, once
                 diff = max(abs(a - b) for a, b in zip(got, expected))
                 report(f'doc_losses({doc!r}) vs -log softmax(reference)[next], fused={fused}',
                        diff, EXACT_TOL)
                 self.assertLessEqual(diff, EXACT_TOL)
-        for length in range(12):  # a prediction per token but the first, block_size at most
-            self.assertEqual(len(m.doc_losses(m.encode('a' * length), weights())),
-                             min(m.block_size, length + 1))
+        for length in range(30):  # a prediction per token but the first, however long
+            self.assertEqual(len(m.doc_losses(m.encode('a' * length), weights())), length + 1)
 
     def test_cross_entropy_never_takes_log_of_0(self):
         for fused in (False, True):
@@ -933,7 +960,7 @@ class Training(Part1Case):
 
     def test_batch_gradient_is_the_mean_of_the_documents_gradients(self):
         self.fresh(7, '--fused=False')
-        batch = [m.encode(w) for w in WORDS[:5]]
+        batch = [m.encode(w)[:m.block_size + 1] for w in WORDS[:5]]  # windows, as train() makes
         singles, single_losses = [], []
         for tokens in batch:
             single_losses.append(m.batch_loss([tokens]))
@@ -998,11 +1025,11 @@ class Training(Part1Case):
 class Evaluation(Part1Case):
     def test_evaluate_against_reference_losses(self):
         """The mean over every prediction of -log softmax(reference logits)[next]: this fixes the
-        number of predictions per document (min(block_size, len + 1)) and the mean per token."""
+        number of predictions per document (len + 1, every one) and the mean per token."""
         tiny('--block_size=6', vocab=''.join(WORDS), seed=4)
-        docs = WORDS[:8] + ['a', 'elizabeth']  # short, and longer than the context: cut
+        docs = WORDS[:8] + ['a', 'elizabeth']  # short, and longer than the context: windows
         losses = [loss for doc in docs for loss in reference_losses(weights(), m.encode(doc))]
-        self.assertEqual(len(losses), sum(min(m.block_size, len(doc) + 1) for doc in docs))
+        self.assertEqual(len(losses), sum(len(doc) + 1 for doc in docs))
         for part2, no_grad, fused in ((True, True, True), (True, False, False),
                                       (True, False, True), (False, True, True)):  # Part 1's
             m.part2, m.no_grad, m.fused = part2, no_grad, fused
@@ -1013,6 +1040,32 @@ class Evaluation(Part1Case):
             report(f'evaluate() vs reference, part2={part2} no_grad={no_grad} fused={fused}',
                    diff, EXACT_TOL)
             self.assertLessEqual(diff, EXACT_TOL)
+
+    def test_a_document_three_contexts_long_is_scored_token_for_token(self):
+        """Each of its 3 * block_size predictions scored once, against the reference forward pass
+        over the tokens it reads (helpers.window_start), by doc_losses on Values, fused or not,
+        and on floats; and evaluate(), Part 1's and Part 2's, is their mean. An even, an odd
+        and the smallest block_size."""
+        text = 'elizabethscarlettabigailharperevelyn'
+        for block_size in (8, 5, 1):
+            tiny(f'--block_size={block_size}', vocab=text, seed=6)
+            doc = text[:3 * block_size - 1]  # and the end: 3 * block_size predictions
+            want = reference_losses(weights(), m.encode(doc))
+            self.assertEqual(len(want), 3 * block_size)
+            for fused, sd in ((False, None), (True, None), (False, weights())):
+                m.fused = fused
+                got = [m.data(loss) for loss in m.doc_losses(m.encode(doc), sd)]
+                self.assertEqual(len(got), len(want))
+                diff = report(f'block_size={block_size}: doc_losses, fused={fused}, floats='
+                              f'{sd is not None}, vs the reference, token for token',
+                              max(abs(a - b) for a, b in zip(got, want)), EXACT_TOL)
+                self.assertLessEqual(diff, EXACT_TOL)
+            both = want + reference_losses(weights(), m.encode('ella'))
+            for part2 in (False, True):
+                m.part2 = part2
+                diff = abs(m.evaluate([doc, 'ella']) - math.fsum(both) / len(both))
+                report(f'block_size={block_size}: evaluate(), part2={part2}', diff, EXACT_TOL)
+                self.assertLessEqual(diff, EXACT_TOL)
 
     def test_no_graph_is_left_behind(self):
         tiny_model(vocab=''.join(WORDS))

@@ -15,7 +15,7 @@ from unittest import mock
 
 from tests.helpers import (EXACT_TOL, FD_STEP, FD_TOL, ROOT, SAME_TOL, WORDS, Case, adam_spy,
                            doc_loss, grads, m, quiet, reference_losses, report, run, tiny_model,
-                           graph_nodes, live_values)
+                           graph_nodes, live_values, window_start)
 
 # held out in the runs below: they share their starts with WORDS and with each other, as names do
 VAL = ['emmaline', 'olive', 'ava', 'isabel', 'sophie', 'mila', 'ameliana', 'harp', 'evelyn']
@@ -417,6 +417,23 @@ class PlainFloats(Case):
                       abs(result - exact) / exact, SAME_TOL)
         self.assertLessEqual(diff, SAME_TOL)
 
+    def test_long_documents_as_part_1_scores_them(self):
+        """Documents up to 4 contexts long, some starting alike: Part 2's evaluate(), on plain
+        floats, equals Part 1's as written, for block_size 8, 5 and 1."""
+        text = 'elizabethscarlettabigailharperevelyn'
+        docs = [text[:n] for n in (31, 0, 7, 8, 9, 17, 23, 24, 30)] + [text[::-1], text[3:]]
+        for block_size in (8, 5, 1):
+            tiny_model(vocab=text)
+            m.configure([f'--block_size={block_size}'])
+            random.seed(3)
+            m.use_weights()
+            m.part2 = False
+            part1 = m.evaluate(docs)
+            m.part2 = True
+            diff = report(f'block_size={block_size}: Part 2 evaluate() vs Part 1 (relative)',
+                          abs(m.evaluate(docs) - part1) / part1, SAME_TOL)
+            self.assertLessEqual(diff, SAME_TOL)
+
     def test_no_graph_is_left_behind(self):
         """With fused and no_grad on or off, evaluate() and sample() leave no Value of theirs alive
         and move no gradient; a graph made before them is kept, and its backward() gives what it
@@ -533,6 +550,22 @@ class TheProof(Case):
         self.assertLessEqual(fd, FD_TOL)
         self.assertIs(m.part2, False)
 
+    def test_a_long_held_out_document_is_checked_on_its_first_two_contexts(self):
+        """Part 1 on Values is slow: a held-out document of a text with long lines is checked on
+        its first 2 * block_size characters, which still cross a window's edge."""
+        tiny_model(vocab=''.join(WORDS + VAL), seed=12)
+        long = ''.join(VAL) * 3  # 144 characters; block_size 8
+        seen = []
+        real = m.evaluate.__wrapped__  # Part 2's, under the guard rails' check
+
+        def spy(docs):
+            seen.append((m.part2, list(docs)))
+            return real(docs)
+        with mock.patch.object(m, 'evaluate', spy):
+            diffs, _, _ = m.self_check('ava', [long, 'mia'])
+        self.assertEqual(seen, [(True, [long[:16], 'mia']), (False, [long[:16], 'mia'])])
+        self.assertLessEqual(diffs['held-out loss'], 1e-12)
+
     def test_part2_comes_back_after_an_error(self):
         tiny_model(vocab=''.join(WORDS + VAL))
         seen = []
@@ -579,7 +612,8 @@ class TheProof(Case):
         the loss on floats; the gradients, and backprop against finite differences, do not."""
         tiny_model(vocab=''.join(WORDS + VAL), seed=13)
         doc, val = 'isabella', VAL[:3]
-        loss, held_out = m.evaluate([doc]), m.evaluate(val)  # on floats: as Part 2 computes
+        window = m.encode(doc)[:m.block_size + 1]  # what self_check trains on: 9 of 10 tokens
+        loss, held_out = doc_loss(window, m.float_weights()), m.evaluate(val)  # on floats
         real = m.part1_cross_entropy
 
         def higher_on_values(logits, target):

@@ -301,14 +301,14 @@ class Vocabulary(FileCase):
 
 class BitsPerChar(FileCase):
     """bits_per_char(loss, docs) = loss * predicted tokens / their characters / ln 2, the end of
-    a document counting as one character, within block_size predictions."""
+    a document counting as one character, over every prediction, however long the document."""
     DOCS = WORDS + ['elizabethscarlett', 'abigailharperevelynmia', 'a', 'ab']  # some > block_size
 
     def test_characters_closed_form(self):
         tiny_model(vocab=''.join(self.DOCS), seed=2)
         loss = m.evaluate(self.DOCS)
-        tokens = sum(min(len(d) + 1, m.block_size) for d in self.DOCS)  # predictions
-        chars = sum(min(len(d), m.block_size) + (len(d) < m.block_size) for d in self.DOCS)
+        tokens = sum(len(d) + 1 for d in self.DOCS)  # predictions: every one, once
+        chars = sum(map(len, self.DOCS)) + len(self.DOCS)  # and the end of each
         self.assertEqual(tokens, chars)  # characters: a token each, and the end counts one
         want = loss / math.log(2)  # so bits = loss * tokens / chars / ln 2 = loss / ln 2
         got = m.bits_per_char(loss, self.DOCS)
@@ -323,7 +323,7 @@ class BitsPerChar(FileCase):
         nats = chars = 0.0
         longest = 0
         for doc in self.DOCS:
-            tokens = m.encode(doc)[:m.block_size + 1]
+            tokens = m.encode(doc)
             nats += math.fsum(reference_losses(sd, tokens))
             read = tokens[1:]
             chars += len(m.decode(read)) + read.count(m.BOS)
@@ -348,7 +348,7 @@ class BitsPerChar(FileCase):
                     want = r['val_loss'] / math.log(2)
                 else:
                     sd = m.float_weights()
-                    tokens = [m.encode(d)[:m.block_size + 1] for d in val_docs]
+                    tokens = [m.encode(d) for d in val_docs]
                     nats = math.fsum(x for t in tokens for x in reference_losses(sd, t))
                     covered = sum(len(m.decode(t[1:])) + t[1:].count(m.BOS) for t in tokens)
                     want = nats / covered / math.log(2)
@@ -689,7 +689,7 @@ class Int8Files(ModelFileCase):
         # the loss is the dequantized weights' (the reference forward pass), close to the float's
         random.seed(0)
         _, val_docs = m.split_docs(slurp(self.words, 'r'))
-        tokens = [m.encode(d)[:m.block_size + 1] for d in val_docs]
+        tokens = [m.encode(d) for d in val_docs]
         ref = math.fsum(x for t in tokens for x in reference_losses(want, t))
         ref /= sum(len(t) - 1 for t in tokens)
         self.assertLessEqual(abs(q['val_loss'] - ref), SAME_TOL * ref)

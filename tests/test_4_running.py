@@ -909,6 +909,21 @@ class Samples(InTempDir):
         self.assertEqual(self.drawn(7), ['aaaaaaa'])  # 'a' at positions 0..6, then the end
         self.assertEqual(self.drawn(7, 'mi'), ['miaaaaa'])
 
+    def test_a_sample_of_several_lines_prints_as_lines(self):
+        """A sample with line breaks (paragraphs=True) prints a line each, under the first."""
+        tiny_model(vocab='ab\n')
+        drawn = [m.stoi['a'], m.stoi['\n'], m.stoi['b'], m.stoi['\n'], m.stoi['a'], m.BOS]
+
+        def gpt(token_id, pos_id, keys, values, sd=None, attention=None):
+            logits = [-1e9] * m.vocab_size
+            logits[drawn[pos_id]] = 0.0
+            return logits
+        m.num_samples = 1
+        with mock.patch.object(m, 'gpt', gpt):
+            r, out = quiet(m.samples, ['a'], ['b'])
+        self.assertEqual(r['samples'], ['a\nb\na'])
+        self.assertEqual(out.splitlines()[:3], ['sample  1: a', '           b', '           a'])
+
     def test_copies_against_the_split(self):
         split, real_split = [], m.split_docs
 
@@ -1089,6 +1104,15 @@ class Explain(Case):
         self.assertEqual(self.rows_of(out), [('0', '¶', 'a'), ('1', 'a', '.'), ('2', '.', '·'),
                                              ('3', '·', 'b'), ('4', 'b', '¶')])
         self.assertIn('reads ¶ a . · b\n', out)
+
+    def test_a_line_break_is_a_visible_mark_not_a_break_in_the_table(self):
+        tiny_model(vocab='ab\n')  # TINY: 2 layers of 2 heads
+        rows, out = quiet(m.explain, 'a\nb')
+        self.assertIn('↵ a line break', out.splitlines()[0])
+        self.assertEqual(self.rows_of(out), [('0', '¶', 'a'), ('1', 'a', '↵'), ('2', '↵', 'b'),
+                                             ('3', 'b', '¶')])
+        self.assertIn('reads ¶ a ↵ b\n', out)
+        self.assertEqual(len(out.splitlines()), 2 + 4 * (2 + 4) + 1)  # header, head, rows, mean
 
     def test_a_text_longer_than_the_context_gets_a_note(self):
         tiny_model(vocab='0123456789')  # block_size 8: 8 predictions

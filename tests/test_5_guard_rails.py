@@ -334,6 +334,18 @@ class Flags(CommandLineCase):
             self.assertTrue(by_kind[kind], kind)
         return by_kind
 
+    def test_paragraphs_is_a_switch_that_help_lists(self):
+        rc, out, err = run('--help')
+        self.assertEqual((rc, err), (0, ''))
+        self.assertRegex(out, r'\n  --paragraphs=False +\S.*paragraph')
+        self.assertIs(m.configure(['--paragraphs'])['paragraphs'], True)
+        self.assertIs(m.paragraphs, True)
+        reset()
+        self.assertIs(m.configure(['--paragraphs=false'])['paragraphs'], False)
+        with self.assertRaises(m.MicrogptError) as caught:
+            m.configure(['--paragraphs=2'])
+        self.assertEqual(str(caught.exception), "--paragraphs takes True or False, not '2'")
+
     def test_each_kind_is_its_shipped_defaults(self):
         """KIND is a table (an edit in the file must not change what a setting takes): it agrees
         with the defaults as shipped, init_std's None standing for a number."""
@@ -1032,6 +1044,13 @@ class InputFile(CommandLineCase):
                 self.assertEqual(sorted(run['train_docs'] + run['val_docs']), sorted(names))
                 self.assertNotIn('\r', m.chars)
 
+    def test_paragraphs_need_empty_lines_between_them_and_the_error_says_so(self):
+        """--paragraphs on a text with no empty line: one document, none to hold out."""
+        path = self.write('lines.txt', 'emma\nava\nmia\n')
+        result, = self.cli([f'--input_file={path}', '--paragraphs', '--num_steps=1',
+                            '--eval_docs=0', '--num_samples=1'])
+        self.assert_clear_error(result, 2, 'lines.txt', '2 different paragraphs (between empty')
+
     def test_utf8_with_a_byte_order_mark_and_windows_line_ends(self):
         path = self.write('bom.txt', '\ufeffzoë\r\nchloé\r\n\r\nrenée\r\nagnès\r\n')
         out = self.main(f'--input_file={path}', *TINY, '--num_steps=2', '--eval_docs=0',
@@ -1255,7 +1274,7 @@ class Save(CommandLineCase):
         self.assertEqual(training['step'], steps)
         self.assertEqual(training['settings'], {
             'num_steps': steps, 'batch_size': 2, 'learning_rate': 0.02, 'beta1': 0.8,
-            'beta2': 0.99, 'eps': 1e-8, 'seed': 7})
+            'beta2': 0.99, 'eps': 1e-8, 'seed': 7, 'paragraphs': False})
         self.assertEqual(training['input_crc'], zlib.crc32(slurp(self.file)))
         self.assertEqual(training['input_file'], where)  # absolute: --resume from anywhere
         self.assertTrue(os.path.samefile(where, self.file))
@@ -1479,7 +1498,8 @@ class Resume(CommandLineCase):
                  ([f, resume, '--num_steps=8'], ['--num_steps=8 contradicts']),
                  ([f, resume, '--seed=1'], ['--seed=1 contradicts']),
                  ([f, resume, '--n_embd=16'], ['--n_embd=16 contradicts']),
-                 ([f, resume, '--bpe_merges=2'], ['--bpe_merges=2 contradicts'])]
+                 ([f, resume, '--bpe_merges=2'], ['--bpe_merges=2 contradicts']),
+                 ([f, resume, '--paragraphs'], ['--paragraphs=True contradicts'])]  # other docs
         results = self.cli(*(argv for argv, _ in cases),
                            [f, resume, '--num_steps=4', '--batch_size=1', '--eval_docs=0',
                             '--num_samples=1'])  # the control: flags that agree

@@ -99,6 +99,21 @@ class TheRecord(unittest.TestCase):
         self.assertIn(f'| {budget:.3g} |'.replace('e+', 'e'), text)
 
 
+class TheShakespeareRun(unittest.TestCase):
+    def test_its_row_is_what_its_command_spends(self):
+        """Issue 29: the compute table's row for the Shakespeare run shows the training FLOPs
+        that the meter counts for its flags, without training (ten minutes), and the section
+        that shows the run shows the same flags."""
+        row = re.search(r'\| Shakespeare, the run above: `([^`]+)`.*', section(
+            'The barrier is data and compute'))
+        flags = row[1].split()
+        spent = training_flops(*flags)
+        print(f'  the Shakespeare run: {spent:.6g} FLOPs')
+        self.assertIn('--paragraphs', flags)
+        self.assertIn(f' | {spent:.2e} (6 × parameters × tokens: ', row[0])
+        self.assertIn(f'$ python microgpt.py {row[1]}\n', readme())
+
+
 class TheScriptsItNames(unittest.TestCase):
     def test_ctrl_c_stops_the_sweep_with_one_line(self):
         """A newcomer's trial: Ctrl-C in tests/sweep.py printed the tracebacks of the parent and
