@@ -307,7 +307,7 @@ class ReadmeFlags(Case):
         known = {*m.KIND, 'explain', 'help', 'h'}
         placeholders = {'name'}  # `--name=value`, `--name value`
         self.assertFalse(placeholders & known)
-        retired = {'workers'}  # dropped 2026-12-07: only tests/README.md's history names it
+        retired = {'workers', 'prefix_cache'}  # dropped 2026-12-07: tests/README.md's history
         for readme in ('README.md', os.path.join('tests', 'README.md')):
             with self.subTest(readme):
                 named, typos = self.flags_in(os.path.join(ROOT, readme))
