@@ -76,7 +76,7 @@ class Value:
         other = other if isinstance(other, Value) else Value(other)
         return Value(self.data * other.data, (self, other), (other.data, self.data))
     def __pow__(self, k): return Value(self.data ** k, (self,), (k * self.data ** (k - 1),))
-    def __rpow__(self, base): raise TypeError('a Value exponent: write x ** y as exp(y * log(x))')
+    def __rpow__(self, base): raise TypeError('a Value exponent: use (y * x.log()).exp() for x ** y')
     def log(self): return Value(math.log(self.data), (self,), (1 / self.data,))
     def exp(self): return Value(math.exp(self.data), (self,), (math.exp(self.data),))
     def relu(self): return Value(max(0.0, self.data), (self,), (float(self.data > 0),))
@@ -99,7 +99,7 @@ class Value:
                     raise RuntimeError('backward() through a used-up graph: compute it again')
                 seen.add(v)
                 stack += [v, None, *reversed(v._children)]  # children come off first to last
-        self.grad = 1.0
+        self.grad += 1.0  # d(self)/d(self); a leaf's adds up, as in PyTorch
         for v in reversed(order):  # after all that use it, its grad is whole
             for child, local_grad in zip(v._children, v._local_grads):
                 child.grad += local_grad * v.grad
@@ -327,7 +327,7 @@ class Value(part1_Value):  # Part 1's, and in batch_loss, recorded
     def backward(self):  # in batch_loss: its recording, not a search
         if recording is None:
             return part1_Value.backward(self)
-        self.grad = 1.0
+        self.grad += 1.0
         for v in reversed(recording):  # newest first: after its parents
             if v.grad != 0.0:  # for speed: 0 passes nothing on
                 for child, local_grad in zip(v._children, v._local_grads):
@@ -686,17 +686,17 @@ def final_losses(train_docs, val_docs):  # on up to eval_docs of each side
         return {}
     print(f'evaluating {len(held_out)} held-out docs and as many train docs ...', flush=True)
     val_loss = evaluate(held_out, reported)
-    train_loss = evaluate(train_docs[:len(held_out)], reported)  # shuffled: fair already
+    train_loss = evaluate(train_docs[:len(held_out)], lambda docs: reported(docs, 'train'))
     bits = bits_per_char(val_loss, held_out)
     print(f'val loss {fmt(val_loss)} ({fmt(bits, 3)} bits/char) | train loss {fmt(train_loss)}')
     return {'val_loss': val_loss, 'train_loss': train_loss, 'val_bits_per_char': bits}
 
-def reported(docs):  # yields the docs; a line every 5 s, as in training
+def reported(docs, side='held-out'):  # yields the docs; a line every 5 s, as in training
     clock = time.time()
     for i, doc in enumerate(docs):
         if time.time() - clock > 5:
             clock = time.time()
-            print(f'docs {i:5d}/{len(docs)} scored', flush=True)
+            print(f'{side} docs {i:5d}/{len(docs)} scored', flush=True)
         yield doc
 
 def samples(train_docs, val_docs):  # new docs; how many copy a real one
@@ -838,7 +838,7 @@ KIND = dict(  # what each setting takes, whatever the file says
     eval_interval=int, eval_iters=int, eval_docs=int, save=str, load=str, resume=str,
     embeddings=bool, paragraphs=bool)
 WORDS = {bool: 'True or False', int: 'a whole number', float: 'a number', str: 'a text',
-         list: 'a list of texts, not empty'}
+         list: 'a non-empty list of texts'}
 
 def settings():  # {name: value} of every setting as it stands now
     return {name: globals()[name] for name in KIND}

@@ -488,7 +488,7 @@ class LikeMicrogradAndPyTorch(Part1Case):
         for base in (m.Value(2.0), 2.0):
             with self.assertRaises(TypeError) as cm:
                 base ** m.Value(3.0)
-            self.assertIn('exp(y * log(x))', str(cm.exception))
+            self.assertIn('(y * x.log()).exp()', str(cm.exception))
             self.assertNotIn('\n', str(cm.exception))
         self.assertEqual((m.Value(2.0) ** 3).data, 8.0)
 

@@ -854,13 +854,17 @@ class FinalEvaluation(InTempDir):
                 self.assertEqual(lines[0], f'evaluating {len(WORDS)} held-out docs and as many '
                                            f'train docs ...')
                 self.assertTrue(lines[-1].startswith('val loss '))
-                done = [re.fullmatch(r'docs +(\d+)/(\d+) scored', line) for line in lines[1:-1]]
+                done = [re.fullmatch(r'(held-out|train) docs +(\d+)/(\d+) scored', line)
+                        for line in lines[1:-1]]
                 self.assertTrue(all(done), lines)
-                counts = [int(d[1]) for d in done]
+                counts = [int(d[2]) for d in done]
                 print(f'  no_grad={no_grad}: {len(done)} lines of progress, at {counts}')
-                self.assertEqual({d[2] for d in done}, {str(len(WORDS))})
+                self.assertEqual({d[3] for d in done}, {str(len(WORDS))})
                 starts = [i for i, c in enumerate(counts) if i == 0 or c < counts[i - 1]]
                 self.assertEqual(len(starts), 2)  # held-out docs, then as many train docs
+                sides = [d[1] for d in done]  # each line says which: a count starts again
+                self.assertEqual(sides, sorted(sides))  # held-out first (h < t)
+                self.assertEqual(set(sides), {'held-out', 'train'})
                 self.assertTrue(all(0 < c < len(WORDS) for c in counts))
                 self.assertGreaterEqual(len(done), 2 * (len(WORDS) // 6) - 2)
 

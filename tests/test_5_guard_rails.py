@@ -759,11 +759,11 @@ class Notebooks(CommandLineCase):
         and a list of other things each answer with a one-line MicrogptError."""
         tiny_model(vocab=VOCAB)
         cases = [(m.evaluate, ['Emma'], "characters of the documents to evaluate: 'E'"),
-                 (m.evaluate, [], 'must be a list of texts, not empty, not []'),
-                 (m.evaluate, 'emma', "must be a list of texts, not empty, not 'emma'"),
-                 (m.evaluate, ('emma', 'ava'), 'must be a list of texts'),
-                 (m.evaluate, [1, 2], 'must be a list of texts'),
-                 (m.evaluate, None, 'must be a list of texts'),
+                 (m.evaluate, [], 'must be a non-empty list of texts, not []'),
+                 (m.evaluate, 'emma', "must be a non-empty list of texts, not 'emma'"),
+                 (m.evaluate, ('emma', 'ava'), 'must be a non-empty list of texts'),
+                 (m.evaluate, [1, 2], 'must be a non-empty list of texts'),
+                 (m.evaluate, None, 'must be a non-empty list of texts'),
                  (m.explain, ['emma'], "the text to explain must be a text, not ['emma']"),
                  (m.explain, 'Emma', "characters of the text to explain: 'E'")]
         for f, given, needle in cases:
