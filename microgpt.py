@@ -35,12 +35,10 @@ num_samples = 20          # how many samples to print at the end
 seed = 42                 # one seed for the training order, the initial weights and the samples
 
 # --- dataset: each line a document; a tenth, chosen by its text, held out ----
-def split_docs(text):
-    """-> (train_docs, val_docs): the non-blank lines (or paragraphs), exactly. A checksum of
-    its text picks each document's side: repeats share one, all runs agree; the seed shuffles."""
+def split_docs(text):  # -> (train_docs, val_docs): the non-blank lines (or paragraphs)
     ends = '\n\n' if paragraphs else '\n'  # an empty line ends a paragraph
     docs = [doc.strip('\n') for doc in text.replace('\r\n', '\n').split(ends) if doc.strip()]
-    crc = {doc: zlib.crc32(doc.encode('utf-8')) for doc in docs}
+    crc = {doc: zlib.crc32(doc.encode('utf-8')) for doc in docs}  # a doc's side: by its text
     val_texts = {doc for doc in docs if crc[doc] % 10 == 0}  # about 1 in 10
     if not val_texts or val_texts == set(docs):  # a tiny file: one held out
         val_texts = {min(docs, key=crc.get, default='')}
@@ -76,7 +74,7 @@ class Value:
         other = other if isinstance(other, Value) else Value(other)
         return Value(self.data * other.data, (self, other), (other.data, self.data))
     def __pow__(self, k): return Value(self.data ** k, (self,), (k * self.data ** (k - 1),))
-    def __rpow__(self, base): raise TypeError('a Value exponent: use (y * x.log()).exp() for x ** y')
+    def __rpow__(self, base): raise TypeError('x ** a Value: write (y * x.log()).exp()')
     def log(self): return Value(math.log(self.data), (self,), (1 / self.data,))
     def exp(self): return Value(math.exp(self.data), (self,), (math.exp(self.data),))
     def relu(self): return Value(max(0.0, self.data), (self,), (float(self.data > 0),))
@@ -205,9 +203,10 @@ def doc_losses(tokens, sd=None):  # a loss per prediction, window by window
                 losses.append(cross_entropy(logits, tokens[start + pos_id + 1]))
     return losses
 
-def window(tokens):  # a long document: block_size + 1 tokens from a random start
-    start = random.randrange(len(tokens) - block_size) if len(tokens) > block_size + 1 else 0
-    return tokens[start:start + block_size + 1]
+def window(tokens):  # a long document: one of the windows doc_losses() reads, at random
+    last = len(tokens) - 1 - block_size // 2  # the last window starts before this
+    start = random.randrange(0, last, (block_size + 1) // 2) if len(tokens) > block_size + 1 else 0
+    return tokens[start:start + block_size + 1]  # so a doc's start is often trained on
 
 # --- optimizer: Adam, with bias correction -----------------------------------
 def adam_step(step, m, v, lr):  # m, v: running means of each gradient, its square
