@@ -555,8 +555,9 @@ def describe(run):  # what the run starts from
         step = run['adam']['step']
         done = ': it is finished; --load it to train more' if step == num_steps else ''
         print(f'resuming {run["resumed"]} at step {step} of {num_steps}{done}')
-    print(f'{len(run["train_docs"])} train docs, {len(run["val_docs"])} held out | vocab '
-          f'{vocab_size} | {len(params)} params | part2={part2}')
+    docs = f'{len(run["train_docs"])} train docs, {len(run["val_docs"])} held out'
+    docs = docs if run['input_path'] else 'no text read: nothing to train or score'
+    print(f'{docs} | vocab {vocab_size} | {len(params)} params | part2={part2}')
 
 def spread(docs, n):  # n docs, evenly spread: fair, whatever their order
     return [docs[i * len(docs) // n] for i in range(n)] if n < len(docs) else docs
@@ -618,7 +619,8 @@ def run_training(train_docs, val_docs, adam):
         held = f'   o held-out loss ({len(eval_set)} docs)' if log['vals'] else ''
         print(f'{"":12}· train loss, mean of the last 100 steps{held}')
     seconds = time.time() - started - eval_time
-    epochs = (adam['step'] - start) * batch_size / max(1, len(train_docs))
+    text = sum(len(encode(doc)) - 1 for doc in train_docs)  # its predictions: tokens read
+    epochs = log['tokens'] / max(1, text)  # passes over the training text
     if log['flops']:  # a run within one tick of the clock took 0 s
         rate = f' = {log["flops"] / seconds:.3g} FLOP/s' if seconds > 0 else ''
         print(f'compute: {log["flops"]:.3g} FLOPs in {seconds:.1f} s{rate} | {log["tokens"]} '

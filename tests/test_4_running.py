@@ -177,7 +177,8 @@ class Main(InTempDir):
         predicted = [len(t) - 1 for b in batches for t in b]
         self.assertEqual(r['tokens'], sum(predicted))
         self.assertEqual(r['flops'], sum(6 * madds(T, 8, 2, m.vocab_size) for T in predicted))
-        self.assertEqual(r['epochs'], 8 * 2 / len(train_docs))
+        read = sum(len(doc) + 1 for doc in train_docs)  # a doc's predictions: its characters, end
+        self.assertEqual(r['epochs'], sum(predicted) / read)  # passes over the text, not docs
         self.assertGreater(r['seconds'], 0)
 
         val_loss = m.evaluate(five)  # eval_docs 5: the same five
@@ -805,9 +806,10 @@ class ComputeMeter(Case):
         self.assertEqual(r['flops'], sum(6 * madds(T, 8, 2, m.vocab_size)
                                          for b in batches for T in b))
         self.assertEqual(r['tokens'], sum(map(sum, batches)))
+        epochs = r['tokens'] / sum(len(d) + 1 for d in docs)  # passes over the text
         self.assertRegex(out, rf'(?m)^compute: {re.escape(f"{total:.3g}")} FLOPs in \S+ s = '
                               rf'\S+ FLOP/s \| {r["tokens"]} tokens \| '
-                              rf'{re.escape(f"{5 * 3 / len(docs):.3g}")} epochs$')
+                              rf'{re.escape(f"{epochs:.3g}")} epochs$')
 
 
 # ================================ after training ================================

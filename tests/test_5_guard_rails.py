@@ -992,6 +992,7 @@ class InputFile(CommandLineCase):
         self.assertEqual(len(re.findall(r'(?m)^sample  \d: ', ok['out'])), 2)
         self.assertIn('mean loss', ok['out'])  # the explanation
         self.assertNotIn('copies', ok['out'])  # no text to compare the samples with
+        self.assertTrue(ok['out'].startswith('no text read: nothing to train or score | vocab'))
         for result in (scores, trains):
             self.assert_clear_error(result, 2, 'cannot read input file', 'gone.txt')
 
