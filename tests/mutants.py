@@ -388,7 +388,7 @@ MUTANTS = [  # (what it breaks, text in microgpt.py, replacement, the tests to r
      "return open(path, encoding='utf-8-sig', newline='').read()",
      'test_5_guard_rails.InputFile'),
     ('samples: control characters printed raw',
-     "shown = ''.join(c if c.isprintable() else ascii(c)[1:-1] for c in doc)",
+     "shown = ''.join(c if c.isprintable() or c == '\\n' else ascii(c)[1:-1] for c in doc)",
      "shown = doc", 'test_4_running.Samples'),
     ('no input.txt beside the script',
      "path = path if os.path.exists(path) or not os.path.exists(beside) else beside",
