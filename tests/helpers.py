@@ -286,7 +286,8 @@ def weights_diff(a, b):
 def training_flops(*argv):
     """The meter's training FLOPs of `python microgpt.py ARGV` (on input.txt, or the
     --input_file it gives, from the repository's folder), counted without training: the
-    documents a step reads are fixed, and so is how many tokens each predicts."""
+    documents a step reads are fixed, and so are the windows of long ones, drawn here from the
+    same random numbers as training draws them (setup() seeds them; nothing else draws first)."""
     reset()
     flag = '--input_file='
     given = [a for a in argv if a.startswith(flag)]
@@ -295,6 +296,6 @@ def training_flops(*argv):
         text = flag + os.path.join(ROOT, given[0][len(flag):] if given else 'input.txt')
         train_docs = quiet(m.setup, [text, *argv])[0]['train_docs']
         docs = (train_docs[i % len(train_docs)] for i in range(m.num_steps * m.batch_size))
-        return sum(m.train_flops(min(m.block_size, len(m.encode(doc)) - 1)) for doc in docs)
+        return sum(m.train_flops(len(m.window(m.encode(doc))) - 1) for doc in docs)
     finally:
         reset()
