@@ -74,7 +74,8 @@ class Value:
         other = other if isinstance(other, Value) else Value(other)
         return Value(self.data * other.data, (self, other), (other.data, self.data))
     def __pow__(self, k): return Value(self.data ** k, (self,), (k * self.data ** (k - 1),))
-    def __rpow__(self, base): raise TypeError('x ** a Value: write (y * x.log()).exp()')
+    def __rpow__(self, base):  # x ** Value: not an op here, as in micrograd
+        raise TypeError("x ** a Value: use (y * log(x)).exp(), with microgpt's log()")
     def log(self): return Value(math.log(self.data), (self,), (1 / self.data,))
     def exp(self): return Value(math.exp(self.data), (self,), (math.exp(self.data),))
     def relu(self): return Value(max(0.0, self.data), (self,), (float(self.data > 0),))
@@ -327,12 +328,15 @@ class Value(part1_Value):  # Part 1's, and in batch_loss, recorded
         if recording is None:
             return part1_Value.backward(self)
         self.grad += 1.0
+        untouched = []  # another graph's, for a later backward()
         for v in reversed(recording):  # newest first: after its parents
-            if v.grad != 0.0:  # for speed: 0 passes nothing on
-                for child, local_grad in zip(v._children, v._local_grads):
-                    child.grad += local_grad * v.grad
+            if v.grad == 0.0:  # passes nothing on (relu makes many such)
+                untouched.append(v)
+                continue
+            for child, local_grad in zip(v._children, v._local_grads):
+                child.grad += local_grad * v.grad
             v._local_grads = None  # used up, as in Part 1
-        recording.clear()  # a next backward(): only what is made after
+        recording[:] = reversed(untouched)  # a next backward(): these, and what is made after
 
 def batch_loss(batch):  # Part 1's, with the nodes it makes recorded
     global recording
@@ -351,8 +355,9 @@ def float_weights():  # state_dict as plain floats: gpt() builds no graph
 def sample(sd=None):
     return part1_sample(float_weights() if part2 and no_grad and sd is None else sd)
 
-def evaluate(docs, each=iter):  # each(docs): the docs as read; a caller may show progress
-    return part1_evaluate(each(docs), float_weights() if part2 and no_grad else None)
+def evaluate(docs, sd=None, each=iter):  # each(docs): the docs as read, for a progress line
+    sd = float_weights() if part2 and no_grad and sd is None else sd
+    return part1_evaluate(each(docs), sd)
 
 # --- a resting collector (~ memory management): the graph has no cycles to free
 def resting_collector():  # in training: it would scan the graph again and again
@@ -686,8 +691,8 @@ def final_losses(train_docs, val_docs):  # on up to eval_docs of each side
     if not held_out:
         return {}
     print(f'evaluating {len(held_out)} held-out docs and as many train docs ...', flush=True)
-    val_loss = evaluate(held_out, reported)
-    train_loss = evaluate(train_docs[:len(held_out)], lambda docs: reported(docs, 'train'))
+    val_loss = evaluate(held_out, each=reported)
+    train_loss = evaluate(train_docs[:len(held_out)], each=lambda docs: reported(docs, 'train'))
     bits = bits_per_char(val_loss, held_out)
     print(f'val loss {fmt(val_loss)} ({fmt(bits, 3)} bits/char) | train loss {fmt(train_loss)}')
     return {'val_loss': val_loss, 'train_loss': train_loss, 'val_bits_per_char': bits}
@@ -991,6 +996,8 @@ def read_model(path, resuming):  # Part 4's, each field checked; -> the model, a
     if type(training) is not dict:
         fail(f'{path!r} holds no training state (8-bit or older): --load starts anew from it')
     run = training.get('settings') if resuming else {}
+    if type(run) is dict:  # saved before --paragraphs: a document per line
+        run.setdefault('paragraphs', False)
     if type(config) is not dict or type(run) is not dict or set(config) != set(SHAPE) or (
             resuming and set(run) != set(RUN)):
         fail(f'{bad} its config needs {SHAPE}; its training settings, {RUN}')

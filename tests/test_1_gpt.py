@@ -489,7 +489,7 @@ class LikeMicrogradAndPyTorch(Part1Case):
         for base in (m.Value(2.0), 2.0):
             with self.assertRaises(TypeError) as cm:
                 base ** m.Value(3.0)
-            self.assertIn('(y * x.log()).exp()', str(cm.exception))
+            self.assertIn('(y * log(x)).exp()', str(cm.exception))
             self.assertNotIn('\n', str(cm.exception))
         self.assertEqual((m.Value(2.0) ** 3).data, 8.0)
 

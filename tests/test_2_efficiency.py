@@ -311,6 +311,16 @@ def per_doc_backward(batch):
     return total
 
 
+def all_then_each_backward(batch):
+    """Another rewrite a newcomer's reader tried: every document's graph built first, then a
+    backward() of each one's share in turn: each backward() must leave the graphs it does not
+    reach on the tape, for theirs."""
+    shares = [sum(ls) / len(ls) / len(batch) for ls in map(m.doc_losses, batch)]
+    for share in shares:
+        share.backward()
+    return sum(share.data for share in shares)
+
+
 class TheTape(Case):
     """tape: in batch_loss() each node made from others is recorded, and backward() reads the
     record newest first instead of searching the graph. Against the search (tape off): the same
@@ -328,10 +338,11 @@ class TheTape(Case):
     def test_the_tape_gives_what_the_search_gives(self):
         tiny_model(vocab=''.join(WORDS), seed=6)
         batch = [m.encode(doc)[:m.block_size + 1] for doc in ('elizabeth', 'ava', 'mia')]
-        for fused, rewrite in itertools.product((True, False), (None, per_doc_backward)):
+        rewrites = (None, per_doc_backward, all_then_each_backward)
+        for fused, rewrite in itertools.product((True, False), rewrites):
             m.fused = fused
             searched, taped = (self.loss_and_grads(batch, tape, rewrite) for tape in (False, True))
-            where = f'fused={fused}, {"a backward() per document" if rewrite else "batch_loss()"}'
+            where = f'fused={fused}, {rewrite.__name__ if rewrite else "batch_loss()"}'
             self.assertEqual(taped[0], searched[0], where)  # the forward pass: the same
             diff = report(f'gradients, tape vs search, {where} (relative)',
                           rel_diff(taped[1], searched[1]), SAME_TOL)
@@ -471,9 +482,12 @@ class PlainFloats(Case):
         other = m.float_weights()
         random.seed(4)
         expected = [m.sample() for _ in range(5)]
+        scored = m.evaluate(WORDS)
         tiny_model(seed=3)
         for no_grad in (True, False):
             m.no_grad = no_grad
+            self.assertEqual(m.evaluate(WORDS, other), scored)  # evaluate(docs, sd) too
+            self.assertNotEqual(m.evaluate(WORDS), scored)
             random.seed(4)
             self.assertEqual([m.sample(other) for _ in range(5)], expected, f'no_grad={no_grad}')
             random.seed(4)

@@ -821,8 +821,8 @@ class FinalEvaluation(InTempDir):
     def test_val_loss_scores_the_held_out_documents(self):
         calls, real = [], m.evaluate
 
-        def evaluate(docs, each=iter):
-            calls.append((list(docs), real(docs, each)))
+        def evaluate(docs, sd=None, each=iter):
+            calls.append((list(docs), real(docs, sd, each)))
             return calls[-1][1]
         with mock.patch.object(m, 'evaluate', evaluate):
             r, out = quiet(m.main, [f'--input_file={self.file}', '--num_steps=3',
