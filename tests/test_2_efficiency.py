@@ -432,7 +432,7 @@ class PlainFloats(Case):
         """Documents up to 4 contexts long, some starting alike: Part 2's evaluate(), on plain
         floats, equals Part 1's as written, for block_size 8, 5 and 1."""
         text = 'elizabethscarlettabigailharperevelyn'
-        docs = [text[:n] for n in (31, 0, 7, 8, 9, 17, 23, 24, 30)] + [text[::-1], text[3:]]
+        docs = [text[:n] for n in (31, 0, 7, 8, 9, 17)] + [text[::-1]]  # fits, or 1 to 4 contexts
         for block_size in (8, 5, 1):
             tiny_model(vocab=text)
             m.configure([f'--block_size={block_size}'])
